@@ -1,0 +1,1 @@
+//! Epitaph query language (grows in [query]).

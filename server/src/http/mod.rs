@@ -1,0 +1,232 @@
+//! The HTTP JSON API (axum), versioned under `/api/v1/`.
+//!
+//! Every handler answers JSON; bad parameters get a 400 whose `error` says which
+//! parameter is wrong and why. Searches run on the blocking pool, so a slow query never
+//! stalls the runtime that serves ingest.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::index::catalog::SplitCatalog;
+use crate::index::indexer::now_nanos;
+use crate::index::schema::LogSchema;
+use crate::index::search::{Cursor, LogQueryParser, SearchError, SearchRequest, rfc3339, search};
+use crate::registry::{InstanceRegistry, InstanceState};
+use crate::wal::WalSegments;
+
+pub struct ApiState {
+    pub catalog: Arc<SplitCatalog>,
+    pub schema: LogSchema,
+    pub parser: LogQueryParser,
+    pub registry: Arc<RwLock<InstanceRegistry>>,
+    pub ready: AtomicBool,
+    pub lost_after: Duration,
+    pub wal: RwLock<Option<WalSegments>>,
+}
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/search", get(search_handler))
+        .route("/api/v1/instances", get(instances_handler))
+        .route("/api/v1/stats", get(stats_handler))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .with_state(state)
+}
+
+pub enum ApiError {
+    BadRequest(String),
+    NotFound(String),
+    Unavailable(String),
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
+        };
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}
+
+impl From<SearchError> for ApiError {
+    fn from(error: SearchError) -> Self {
+        match error {
+            SearchError::BadRequest(m) => ApiError::BadRequest(m),
+            SearchError::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
+    if state.ready.load(Ordering::Acquire) {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        ApiError::Unavailable("recovering the write-ahead log".into()).into_response()
+    }
+}
+
+fn ensure_ready(state: &ApiState) -> Result<(), ApiError> {
+    if state.ready.load(Ordering::Acquire) {
+        Ok(())
+    } else {
+        Err(ApiError::Unavailable(
+            "recovering the write-ahead log; retry shortly".into(),
+        ))
+    }
+}
+
+fn reject_unknown(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    for name in params.keys() {
+        if !known.contains(&name.as_str()) {
+            return Err(ApiError::BadRequest(format!(
+                "unknown parameter `{name}`; expected one of {}",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Parses a time as RFC 3339 (`2026-11-26T10:00:00Z`) or integer Unix milliseconds.
+pub fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
+    if let Ok(millis) = text.parse::<i64>() {
+        return millis
+            .checked_mul(1_000_000)
+            .ok_or_else(|| ApiError::BadRequest(format!("`{name}` is out of range")));
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp_nanos().clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+        .map_err(|_| {
+            ApiError::BadRequest(format!(
+                "`{name}` must be an RFC 3339 time (e.g. 2026-11-26T10:00:00Z) or Unix milliseconds, got `{text}`"
+            ))
+        })
+}
+
+async fn search_handler(
+    State(state): State<Arc<ApiState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    reject_unknown(&params, &["q", "start", "end", "limit", "cursor"])?;
+    ensure_ready(&state)?;
+    let limit = match params.get("limit") {
+        Some(text) => text.parse::<usize>().map_err(|_| {
+            ApiError::BadRequest(format!("`limit` must be a positive integer, got `{text}`"))
+        })?,
+        None => 100,
+    };
+    let request = SearchRequest {
+        query: params.get("q").cloned().unwrap_or_default(),
+        start_nanos: params
+            .get("start")
+            .map(|t| parse_time("start", t))
+            .transpose()?,
+        end_nanos: params
+            .get("end")
+            .map(|t| parse_time("end", t))
+            .transpose()?,
+        limit,
+        cursor: params
+            .get("cursor")
+            .map(|c| Cursor::decode(c))
+            .transpose()?,
+    };
+    if let (Some(start), Some(end)) = (request.start_nanos, request.end_nanos)
+        && start > end
+    {
+        return Err(ApiError::BadRequest("`start` is after `end`".into()));
+    }
+    let response = tokio::task::spawn_blocking(move || {
+        search(&state.catalog, &state.schema, &state.parser, &request)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("search task failed: {e}")))??;
+    Ok(Json(response).into_response())
+}
+
+async fn instances_handler(
+    State(state): State<Arc<ApiState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    reject_unknown(&params, &["state"])?;
+    ensure_ready(&state)?;
+    let wanted_state = params.get("state").map(String::as_str);
+    if let Some(wanted) = wanted_state
+        && !["live", "terminated", "lost"].contains(&wanted)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "`state` must be live, terminated or lost, got `{wanted}`"
+        )));
+    }
+    let now = now_nanos();
+    let registry = state.registry.read().expect("registry lock poisoned");
+    let mut instances = Vec::new();
+    for record in registry.instances() {
+        let instance_state = record.state(now, state.lost_after);
+        if wanted_state.is_some_and(|w| w != instance_state.name()) {
+            continue;
+        }
+        let (record_complete, lost_since) = match instance_state {
+            InstanceState::Terminated { record_complete } => (record_complete, None),
+            InstanceState::Lost { since_nanos } => (false, Some(rfc3339(since_nanos))),
+            InstanceState::Live => (false, None),
+        };
+        instances.push(json!({
+            "agent_id": record.agent_id,
+            "state": instance_state.name(),
+            "service": record.resource_value(epitaph_proto::keys::SERVICE_NAME),
+            "image": record.resource_value(epitaph_proto::keys::IMAGE_NAME),
+            "version": record.resource_value(epitaph_proto::keys::IMAGE_VERSION),
+            "generation": record.resource_value(epitaph_proto::keys::GENERATION),
+            "instance": record.host_id(),
+            "host": record.resource_value(epitaph_proto::keys::HOST_NAME),
+            "agent_version": record.agent_version,
+            "first_seen": rfc3339(record.first_seen_nanos),
+            "last_seen": rfc3339(record.last_seen_nanos),
+            "final_sequence": record.goodbye.as_ref().map(|g| g.final_sequence),
+            "unsent_records": record.goodbye.as_ref().map(|g| g.unsent_records),
+            "last_sequence": record.last_sequence,
+            "stored_watermark": record.stored_watermark,
+            "record_complete": record_complete,
+            "lost_since": lost_since,
+            "resource": record.resource,
+        }));
+    }
+    Ok(Json(json!({ "instances": instances })).into_response())
+}
+
+async fn stats_handler(State(state): State<Arc<ApiState>>) -> Response {
+    let totals = state.catalog.totals();
+    let wal_bytes = state
+        .wal
+        .read()
+        .expect("wal lock poisoned")
+        .as_ref()
+        .map(|w| w.disk_bytes())
+        .unwrap_or(0);
+    Json(json!({
+        "ready": state.ready.load(Ordering::Acquire),
+        "splits": totals.splits,
+        "sealed_splits": totals.sealed_splits,
+        "documents": totals.documents,
+        "raw_bytes": totals.raw_bytes,
+        "wal_bytes": wal_bytes,
+    }))
+    .into_response()
+}

@@ -1,0 +1,8 @@
+//! The index: the log schema, splits, the indexer that fills them and the search that
+//! reads them.
+
+pub mod catalog;
+pub mod indexer;
+pub mod schema;
+pub mod search;
+pub mod split;

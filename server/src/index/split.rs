@@ -1,0 +1,275 @@
+//! Splits: ordinary tantivy indexes, one per window of ingest time, immutable once sealed.
+//!
+//! A split directory holds the tantivy files and, once sealed, `split.json`. While a split
+//! is open its metadata travels inside every tantivy commit as the commit payload, so the
+//! metadata and the documents it describes are always committed together: a crash between
+//! the two cannot leave a split whose metadata misses a service or an instance (which
+//! would make pruning skip data that is there).
+//!
+//! The metadata names the WAL range a split holds (`last_lsn`): it is what recovery uses
+//! to replay the WAL into the index without indexing any record twice. It also keeps the
+//! time range and the sets of services, image versions, generations and instances, so a
+//! query skips every split that cannot match without opening it. Nothing in it depends on
+//! the local disk's layout, so splits can later move to object storage as they are.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+
+use super::schema::{DocumentIdentity, LogSchema, split_index_settings};
+
+pub const SEALED_METADATA_FILE: &str = "split.json";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitMetadata {
+    pub split_id: String,
+    pub created_at_nanos: i64,
+    pub sealed_at_nanos: Option<i64>,
+    /// Every WAL record with an LSN up to this one is in this split or an older one.
+    pub last_lsn: u64,
+    pub num_docs: u64,
+    /// Body bytes as received, to report bytes on disk per raw byte.
+    pub raw_bytes: u64,
+    pub min_timestamp_nanos: Option<i64>,
+    pub max_timestamp_nanos: Option<i64>,
+    /// Bytes of the split's files; known once sealed.
+    pub disk_bytes: u64,
+    pub services: BTreeSet<String>,
+    pub versions: BTreeSet<String>,
+    pub generations: BTreeSet<String>,
+    pub instances: BTreeSet<String>,
+}
+
+impl SplitMetadata {
+    pub fn observe(
+        &mut self,
+        identity: &DocumentIdentity<'_>,
+        timestamp_nanos: i64,
+        raw_bytes: usize,
+    ) {
+        self.num_docs += 1;
+        self.raw_bytes += raw_bytes as u64;
+        self.min_timestamp_nanos = Some(
+            self.min_timestamp_nanos
+                .map_or(timestamp_nanos, |t| t.min(timestamp_nanos)),
+        );
+        self.max_timestamp_nanos = Some(
+            self.max_timestamp_nanos
+                .map_or(timestamp_nanos, |t| t.max(timestamp_nanos)),
+        );
+        insert_if_new(&mut self.services, identity.get("service"));
+        insert_if_new(&mut self.versions, identity.get("version"));
+        insert_if_new(&mut self.generations, identity.get("generation"));
+        insert_if_new(&mut self.instances, identity.get("instance"));
+    }
+
+    /// Whether any document of the split may fall in `[start, end]` (nanoseconds).
+    pub fn overlaps(&self, start: Option<i64>, end: Option<i64>) -> bool {
+        let (Some(min), Some(max)) = (self.min_timestamp_nanos, self.max_timestamp_nanos) else {
+            return false;
+        };
+        start.is_none_or(|s| max >= s) && end.is_none_or(|e| min <= e)
+    }
+}
+
+fn insert_if_new(set: &mut BTreeSet<String>, value: &str) {
+    if !set.contains(value) {
+        set.insert(value.to_string());
+    }
+}
+
+/// A split open for writing: the only mutable index at any time.
+pub struct OpenSplit {
+    pub directory: PathBuf,
+    pub index: Index,
+    pub reader: IndexReader,
+    writer: IndexWriter,
+    /// Metadata including documents added since the last commit.
+    pub pending: SplitMetadata,
+    /// Metadata as of the last commit: what searches may rely on.
+    pub committed: SplitMetadata,
+}
+
+impl OpenSplit {
+    pub fn create(
+        splits_dir: &Path,
+        schema: &LogSchema,
+        created_at_nanos: i64,
+        first_lsn: u64,
+        threads: usize,
+        memory_bytes: usize,
+    ) -> anyhow::Result<OpenSplit> {
+        let split_id = format!("{}-{first_lsn:016x}", created_at_nanos / 1_000_000);
+        let directory = splits_dir.join(&split_id);
+        std::fs::create_dir_all(&directory)
+            .with_context(|| format!("creating split {}", directory.display()))?;
+        let index = Index::builder()
+            .schema(schema.schema())
+            .settings(split_index_settings())
+            .create_in_dir(&directory)
+            .with_context(|| format!("creating split index {}", directory.display()))?;
+        let metadata = SplitMetadata {
+            split_id,
+            created_at_nanos,
+            last_lsn: first_lsn.saturating_sub(1),
+            ..Default::default()
+        };
+        let mut split = OpenSplit::with_index(directory, index, metadata, threads, memory_bytes)?;
+        // An empty first commit gives the split its payload, so a crash at any later
+        // moment leaves a split that `reopen` can read.
+        split.commit()?;
+        Ok(split)
+    }
+
+    /// Reopens a split that was open when the server stopped; documents added after its
+    /// last commit are gone from it and come back from the WAL.
+    pub fn reopen(
+        directory: PathBuf,
+        threads: usize,
+        memory_bytes: usize,
+    ) -> anyhow::Result<OpenSplit> {
+        let index = Index::open_in_dir(&directory)
+            .with_context(|| format!("opening split {}", directory.display()))?;
+        let metadata = committed_metadata(&index)
+            .with_context(|| format!("reading commit metadata of split {}", directory.display()))?;
+        OpenSplit::with_index(directory, index, metadata, threads, memory_bytes)
+    }
+
+    fn with_index(
+        directory: PathBuf,
+        index: Index,
+        metadata: SplitMetadata,
+        threads: usize,
+        memory_bytes: usize,
+    ) -> anyhow::Result<OpenSplit> {
+        let writer = index
+            .writer_with_num_threads(threads, memory_bytes)
+            .context("opening split writer")?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .context("opening split reader")?;
+        Ok(OpenSplit {
+            directory,
+            index,
+            reader,
+            writer,
+            pending: metadata.clone(),
+            committed: metadata,
+        })
+    }
+
+    pub fn add_document(&mut self, document: TantivyDocument) -> anyhow::Result<()> {
+        self.writer
+            .add_document(document)
+            .context("adding document to split")?;
+        Ok(())
+    }
+
+    pub fn has_uncommitted(&self) -> bool {
+        self.pending != self.committed
+    }
+
+    /// Commits everything added so far with its metadata, and makes it searchable.
+    pub fn commit(&mut self) -> anyhow::Result<()> {
+        let payload = serde_json::to_string(&self.pending).context("encoding split metadata")?;
+        let mut prepared = self
+            .writer
+            .prepare_commit()
+            .context("preparing split commit")?;
+        prepared.set_payload(&payload);
+        prepared.commit().context("committing split")?;
+        self.reader.reload().context("reloading split reader")?;
+        self.committed = self.pending.clone();
+        Ok(())
+    }
+
+    /// Commits, waits for merges, and writes `split.json`: from then on the split never
+    /// changes.
+    pub fn seal(mut self, sealed_at_nanos: i64) -> anyhow::Result<SealedSplit> {
+        self.pending.sealed_at_nanos = Some(sealed_at_nanos);
+        self.commit()?;
+        self.writer
+            .wait_merging_threads()
+            .context("waiting for split merges")?;
+        let mut metadata = self.committed;
+        metadata.disk_bytes = directory_bytes(&self.directory)?;
+        write_sealed_metadata(&self.directory, &metadata)?;
+        let reader = self
+            .index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(SealedSplit {
+            directory: self.directory,
+            index: self.index,
+            reader,
+            metadata,
+        })
+    }
+}
+
+/// A sealed, immutable split.
+pub struct SealedSplit {
+    pub directory: PathBuf,
+    pub index: Index,
+    pub reader: IndexReader,
+    pub metadata: SplitMetadata,
+}
+
+impl SealedSplit {
+    pub fn open(directory: PathBuf, metadata: SplitMetadata) -> anyhow::Result<SealedSplit> {
+        let index = Index::open_in_dir(&directory)
+            .with_context(|| format!("opening split {}", directory.display()))?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(SealedSplit {
+            directory,
+            index,
+            reader,
+            metadata,
+        })
+    }
+}
+
+pub fn read_sealed_metadata(directory: &Path) -> anyhow::Result<Option<SplitMetadata>> {
+    let path = directory.join(SEALED_METADATA_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("parsing {}", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn write_sealed_metadata(directory: &Path, metadata: &SplitMetadata) -> anyhow::Result<()> {
+    let bytes = serde_json::to_vec_pretty(metadata)?;
+    crate::fsutil::write_atomically(&directory.join(SEALED_METADATA_FILE), &bytes)
+}
+
+fn committed_metadata(index: &Index) -> anyhow::Result<SplitMetadata> {
+    let metas = index.load_metas()?;
+    match metas.payload {
+        Some(payload) => Ok(serde_json::from_str(&payload)?),
+        None => anyhow::bail!("split has no commit payload"),
+    }
+}
+
+fn directory_bytes(directory: &Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(directory)? {
+        let metadata = entry?.metadata()?;
+        if metadata.is_file() {
+            total += metadata.len();
+        }
+    }
+    Ok(total)
+}

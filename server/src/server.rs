@@ -1,0 +1,226 @@
+//! Start-up, recovery and shutdown of the whole server.
+//!
+//! Order matters: both listeners are bound first and announced on stdout, so scripts
+//! learn the ports at once; the HTTP API answers `/readyz` with 503 while the WAL is
+//! replayed; gRPC ingest starts serving only after recovery, so nothing new is accepted
+//! before the old is back. On shutdown gRPC stops first, the WAL writer drains, and the
+//! indexer commits what it has.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use anyhow::Context;
+use epitaph_proto::collector::logs::v1::logs_service_server::LogsServiceServer;
+use epitaph_proto::lifecycle::lifecycle_server::LifecycleServer;
+use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
+use tracing::info;
+
+use crate::config::ServerConfig;
+use crate::http::{ApiState, router};
+use crate::index::catalog::SplitCatalog;
+use crate::index::indexer::{DurableRecord, Indexer, IndexerSettings};
+use crate::index::schema::LogSchema;
+use crate::index::search::LogQueryParser;
+use crate::ingest::lifecycle::LifecycleIngest;
+use crate::ingest::logs::LogsIngest;
+use crate::ingest::{BatchAdmission, IngestState};
+use crate::registry::InstanceRegistry;
+use crate::wal;
+
+/// Records handed from the WAL writer to the indexer and not yet taken. A full queue
+/// stalls the writer, which stalls acks: back-pressure reaches clients.
+const INDEXER_QUEUE_DEPTH: usize = 4096;
+
+/// Runs the server until `shutdown` resolves.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let _lock = lock_data_dir(&config)?;
+
+    let grpc_listener = TcpListener::bind(config.grpc_addr)
+        .await
+        .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;
+    let http_listener = TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
+    let grpc_addr: SocketAddr = grpc_listener.local_addr()?;
+    let http_addr: SocketAddr = http_listener.local_addr()?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening grpc={grpc_addr} http={http_addr}")?;
+        stdout.flush()?;
+    }
+
+    let (shutdown_sender, shutdown_receiver) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = shutdown_sender.send(true);
+    });
+
+    let schema = LogSchema::new();
+    let catalog = Arc::new(SplitCatalog::default());
+    let registry = Arc::new(RwLock::new(InstanceRegistry::default()));
+    let api = Arc::new(ApiState {
+        catalog: catalog.clone(),
+        parser: LogQueryParser::new(&schema),
+        schema,
+        registry: registry.clone(),
+        ready: AtomicBool::new(false),
+        lost_after: config.lost_after,
+        wal: RwLock::new(None),
+    });
+    let mut http_shutdown = shutdown_receiver.clone();
+    let http_server = tokio::spawn(
+        axum::serve(http_listener, router(api.clone()))
+            .with_graceful_shutdown(async move {
+                let _ = http_shutdown.wait_for(|stop| *stop).await;
+            })
+            .into_future(),
+    );
+    info!(%grpc_addr, %http_addr, data_dir = %config.data_dir.display(), "listening");
+
+    let backlog = Arc::new(AtomicU64::new(0));
+    let recovery_config = config.clone();
+    let recovery_catalog = catalog.clone();
+    let recovery_backlog = backlog.clone();
+    let (indexer, next_lsn) = tokio::task::spawn_blocking(move || {
+        recover(
+            &recovery_config,
+            recovery_catalog,
+            registry,
+            recovery_backlog,
+        )
+    })
+    .await
+    .context("recovery task panicked")??;
+
+    let wal_dir = config.data_dir.join("wal");
+    let (record_sender, record_receiver) =
+        std::sync::mpsc::sync_channel::<(u64, DurableRecord)>(INDEXER_QUEUE_DEPTH);
+    let (wal_handle, wal_thread) = wal::start_writer(
+        &wal_dir,
+        next_lsn,
+        config.wal_segment_bytes,
+        move |lsn, record| {
+            // The indexer only goes away at shutdown, after the writer; a failed send then
+            // loses nothing, as the record is in the WAL.
+            let _ = record_sender.send((lsn, record));
+        },
+    )?;
+    let ledger = indexer.ledger().clone();
+    let segments = wal_handle.segments();
+    let indexer_thread = std::thread::Builder::new()
+        .name("indexer".into())
+        .spawn(move || indexer.run(record_receiver, segments))?;
+    *api.wal.write().expect("wal lock poisoned") = Some(wal_handle.segments());
+
+    let ingest = Arc::new(IngestState {
+        wal: wal_handle,
+        admission: Mutex::new(BatchAdmission::new(ledger)),
+        backlog,
+        max_backlog_bytes: config.max_indexing_backlog_bytes,
+        heartbeat_interval: config.heartbeat_interval,
+    });
+    let logs_service = LogsServiceServer::new(LogsIngest {
+        state: ingest.clone(),
+    })
+    .accept_compressed(CompressionEncoding::Gzip)
+    .accept_compressed(CompressionEncoding::Zstd)
+    .max_decoding_message_size(config.max_request_bytes);
+    let lifecycle_service = LifecycleServer::new(LifecycleIngest {
+        state: ingest.clone(),
+    })
+    .accept_compressed(CompressionEncoding::Gzip)
+    .accept_compressed(CompressionEncoding::Zstd)
+    .max_decoding_message_size(config.max_request_bytes);
+    drop(ingest);
+    api.ready.store(true, std::sync::atomic::Ordering::Release);
+    info!("ready");
+
+    let mut grpc_shutdown = shutdown_receiver.clone();
+    tonic::transport::Server::builder()
+        .add_service(logs_service)
+        .add_service(lifecycle_service)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(grpc_listener),
+            async move {
+                let _ = grpc_shutdown.wait_for(|stop| *stop).await;
+            },
+        )
+        .await
+        .context("serving gRPC")?;
+    info!("gRPC stopped; draining the write-ahead log");
+    tokio::task::spawn_blocking(move || {
+        let _ = wal_thread.join();
+        let _ = indexer_thread.join();
+    })
+    .await?;
+    let _ = http_server.await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Opens the splits and checkpoint, then replays the WAL after the checkpoint.
+fn recover(
+    config: &ServerConfig,
+    catalog: Arc<SplitCatalog>,
+    registry: Arc<RwLock<InstanceRegistry>>,
+    backlog: Arc<AtomicU64>,
+) -> anyhow::Result<(Indexer, u64)> {
+    let started = Instant::now();
+    let settings = IndexerSettings {
+        data_dir: config.data_dir.clone(),
+        commit_interval: config.commit_interval,
+        split_window: config.split_window,
+        split_max_docs: config.split_max_docs,
+        threads: config.indexer_threads,
+        memory_bytes: config.indexer_memory_bytes,
+    };
+    let mut indexer = Indexer::open(settings, catalog, registry, backlog)?;
+    let mut replayed = 0u64;
+    let wal_dir = config.data_dir.join("wal");
+    let next_lsn = wal::recover(&wal_dir, |record| {
+        let content = wal::record::decode_body(&record.body)
+            .with_context(|| format!("decoding wal record {}", record.lsn))?;
+        let durable = DurableRecord::decode(content)
+            .with_context(|| format!("decoding wal record {}", record.lsn))?;
+        indexer.apply(record.lsn, durable)?;
+        replayed += 1;
+        Ok(())
+    })?;
+    indexer.commit_and_checkpoint(None)?;
+    let next_lsn = next_lsn.max(indexer.lsn_floor());
+    info!(
+        replayed,
+        next_lsn,
+        took_ms = started.elapsed().as_millis() as u64,
+        "recovered"
+    );
+    Ok((indexer, next_lsn))
+}
+
+/// Holds an exclusive lock on the data directory for the server's lifetime, so two
+/// servers never write the same WAL.
+fn lock_data_dir(config: &ServerConfig) -> anyhow::Result<std::fs::File> {
+    let path = config.data_dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "data directory {} is in use by another epitaph-server",
+            config.data_dir.display()
+        )
+    })?;
+    Ok(file)
+}
