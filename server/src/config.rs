@@ -42,6 +42,9 @@ pub struct Flags {
     /// Largest accepted gRPC request, after decompression [default: 16777216]
     #[arg(long, env = "EPITAPH_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
+    /// File holding the bearer token that gRPC clients must present (none: no check)
+    #[arg(long, env = "EPITAPH_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
     /// Ingest time after which the open split is sealed and a new one begins [default: 10m]
     #[arg(long, env = "EPITAPH_SPLIT_WINDOW", value_parser = humantime::parse_duration)]
     pub split_window: Option<Duration>,
@@ -63,6 +66,7 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub split_window: Duration,
+    pub auth_token_file: Option<PathBuf>,
     /// A split is sealed once it holds this many documents, whatever its age.
     pub split_max_docs: u64,
     /// WAL segment size at which a new segment file begins.
@@ -86,6 +90,7 @@ impl Default for ServerConfig {
             lost_after: Duration::from_secs(60),
             max_request_bytes: 16 * 1024 * 1024,
             split_window: Duration::from_secs(600),
+            auth_token_file: None,
             split_max_docs: 10_000_000,
             wal_segment_bytes: 64 * 1024 * 1024,
             max_indexing_backlog_bytes: 512 * 1024 * 1024,
@@ -126,6 +131,9 @@ impl ServerConfig {
         if let Some(v) = flags.split_window {
             config.split_window = v;
         }
+        if let Some(v) = flags.auth_token_file {
+            config.auth_token_file = Some(v);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -134,6 +142,23 @@ impl ServerConfig {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// The token gRPC clients must present, read from `auth_token_file`.
+    pub fn auth_token(&self) -> anyhow::Result<Option<String>> {
+        let Some(path) = &self.auth_token_file else {
+            return Ok(None);
+        };
+        let token = std::fs::read_to_string(path)
+            .with_context(|| format!("reading auth token file {}", path.display()))?
+            .trim()
+            .to_string();
+        anyhow::ensure!(
+            !token.is_empty(),
+            "auth token file {} is empty",
+            path.display()
+        );
+        Ok(Some(token))
     }
 
     fn validate(&self) -> anyhow::Result<()> {

@@ -10,14 +10,14 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use epitaph_proto::collector::logs::v1::logs_service_server::LogsServiceServer;
 use epitaph_proto::lifecycle::lifecycle_server::LifecycleServer;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
-use tracing::info;
+use tonic::service::interceptor::InterceptedService;
+use tracing::{info, warn};
 
 use crate::config::ServerConfig;
 use crate::http::{ApiState, router};
@@ -25,6 +25,7 @@ use crate::index::catalog::SplitCatalog;
 use crate::index::indexer::{DurableRecord, Indexer, IndexerSettings};
 use crate::index::schema::LogSchema;
 use crate::index::search::LogQueryParser;
+use crate::ingest::auth::BearerAuth;
 use crate::ingest::lifecycle::LifecycleIngest;
 use crate::ingest::logs::LogsIngest;
 use crate::ingest::{BatchAdmission, IngestState};
@@ -34,6 +35,8 @@ use crate::wal;
 /// Records handed from the WAL writer to the indexer and not yet taken. A full queue
 /// stalls the writer, which stalls acks: back-pressure reaches clients.
 const INDEXER_QUEUE_DEPTH: usize = 4096;
+/// How long a shutdown waits for open connections to finish their calls.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the server until `shutdown` resolves.
 pub async fn run(
@@ -114,6 +117,7 @@ pub async fn run(
             let _ = record_sender.send((lsn, record));
         },
     )?;
+    let wal_closer = wal_handle.clone();
     let ledger = indexer.ledger().clone();
     let segments = wal_handle.segments();
     let indexer_thread = std::thread::Builder::new()
@@ -128,12 +132,7 @@ pub async fn run(
         max_backlog_bytes: config.max_indexing_backlog_bytes,
         heartbeat_interval: config.heartbeat_interval,
     });
-    let logs_service = LogsServiceServer::new(LogsIngest {
-        state: ingest.clone(),
-    })
-    .accept_compressed(CompressionEncoding::Gzip)
-    .accept_compressed(CompressionEncoding::Zstd)
-    .max_decoding_message_size(config.max_request_bytes);
+    let logs_service = LogsIngest::new(ingest.clone(), config.max_request_bytes);
     let lifecycle_service = LifecycleServer::new(LifecycleIngest {
         state: ingest.clone(),
     })
@@ -141,28 +140,48 @@ pub async fn run(
     .accept_compressed(CompressionEncoding::Zstd)
     .max_decoding_message_size(config.max_request_bytes);
     drop(ingest);
+    let auth = BearerAuth::new(config.auth_token()?);
     api.ready.store(true, std::sync::atomic::Ordering::Release);
     info!("ready");
 
     let mut grpc_shutdown = shutdown_receiver.clone();
-    tonic::transport::Server::builder()
-        .add_service(logs_service)
-        .add_service(lifecycle_service)
+    let grpc_server = tonic::transport::Server::builder()
+        // Pings find connections whose peer vanished (an instance destroyed mid-call),
+        // so they neither pile up nor hold a shutdown hostage.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(InterceptedService::new(logs_service, auth.clone()))
+        .add_service(InterceptedService::new(lifecycle_service, auth))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(grpc_listener),
             async move {
                 let _ = grpc_shutdown.wait_for(|stop| *stop).await;
             },
-        )
-        .await
-        .context("serving gRPC")?;
+        );
+    let mut drain_deadline = shutdown_receiver.clone();
+    tokio::select! {
+        result = grpc_server => result.context("serving gRPC")?,
+        _ = async {
+            let _ = drain_deadline.wait_for(|stop| *stop).await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } => {
+            // Unanswered requests were never acknowledged; their senders retry them.
+            warn!(timeout = ?DRAIN_TIMEOUT, "gRPC connections did not drain in time, closing them");
+        }
+    }
     info!("gRPC stopped; draining the write-ahead log");
+    wal_closer.close().await;
     tokio::task::spawn_blocking(move || {
         let _ = wal_thread.join();
         let _ = indexer_thread.join();
     })
     .await?;
-    let _ = http_server.await;
+    if tokio::time::timeout(DRAIN_TIMEOUT, http_server)
+        .await
+        .is_err()
+    {
+        warn!(timeout = ?DRAIN_TIMEOUT, "HTTP connections did not drain in time, closing them");
+    }
     info!("stopped");
     Ok(())
 }

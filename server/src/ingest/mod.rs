@@ -7,6 +7,7 @@
 //! either be stored or fail); and when the indexer is too far behind, ingest answers
 //! UNAVAILABLE with a RetryInfo delay instead of queueing without bound.
 
+pub mod auth;
 pub mod ledger;
 pub mod lifecycle;
 pub mod logs;

@@ -178,10 +178,16 @@ struct AppendRequest<T> {
     reply: oneshot::Sender<Result<u64, WalError>>,
 }
 
+enum WalMessage<T> {
+    Append(AppendRequest<T>),
+    /// Stop after what was queued before: see [`WalHandle::close`].
+    Close,
+}
+
 /// The cloneable handle through which requests append to the WAL. The writer thread
-/// stops once every handle is dropped.
+/// stops when [`WalHandle::close`] is called or every handle is dropped.
 pub struct WalHandle<T> {
-    sender: mpsc::Sender<AppendRequest<T>>,
+    sender: mpsc::Sender<WalMessage<T>>,
     segments: WalSegments,
 }
 
@@ -208,10 +214,17 @@ impl<T: Send + 'static> WalHandle<T> {
     pub async fn append(&self, body: Vec<u8>, item: T) -> Result<u64, WalError> {
         let (reply, response) = oneshot::channel();
         self.sender
-            .send(AppendRequest { body, item, reply })
+            .send(WalMessage::Append(AppendRequest { body, item, reply }))
             .await
             .map_err(|_| WalError::Closed)?;
         response.await.map_err(|_| WalError::Closed)?
+    }
+
+    /// Stops the writer once the appends queued before this call are written; later
+    /// appends fail with [`WalError::Closed`]. Handles held elsewhere (say, by connections
+    /// still open at shutdown) do not keep the writer alive.
+    pub async fn close(&self) {
+        let _ = self.sender.send(WalMessage::Close).await;
     }
 
     pub fn segments(&self) -> WalSegments {
@@ -264,7 +277,7 @@ pub fn start_writer<T: Send + 'static>(
     mut sink: impl FnMut(u64, T) + Send + 'static,
 ) -> anyhow::Result<(WalHandle<T>, JoinHandle<()>)> {
     let segments = Arc::new(Mutex::new(list_segments(dir)?));
-    let (sender, mut receiver) = mpsc::channel::<AppendRequest<T>>(APPEND_QUEUE_DEPTH);
+    let (sender, mut receiver) = mpsc::channel::<WalMessage<T>>(APPEND_QUEUE_DEPTH);
     let handle = WalHandle {
         sender,
         segments: WalSegments {
@@ -284,13 +297,25 @@ pub fn start_writer<T: Send + 'static>(
         .spawn(move || {
             let mut poisoned = false;
             let mut frames = Vec::with_capacity(GROUP_COMMIT_MAX_BYTES);
-            while let Some(first) = receiver.blocking_recv() {
+            let mut closing = false;
+            while !closing {
+                let Some(WalMessage::Append(first)) = receiver.blocking_recv() else {
+                    break;
+                };
                 let mut group_bytes = first.body.len();
                 let mut group = vec![first];
                 while group_bytes < GROUP_COMMIT_MAX_BYTES {
-                    let Ok(next) = receiver.try_recv() else { break };
-                    group_bytes += next.body.len();
-                    group.push(next);
+                    match receiver.try_recv() {
+                        Ok(WalMessage::Append(next)) => {
+                            group_bytes += next.body.len();
+                            group.push(next);
+                        }
+                        Ok(WalMessage::Close) => {
+                            closing = true;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
                 }
                 if poisoned {
                     for request in group {
@@ -324,6 +349,13 @@ pub fn start_writer<T: Send + 'static>(
                             let _ = request.reply.send(Err(WalError::Poisoned));
                         }
                     }
+                }
+            }
+            // Whatever is still queued was never written: fail it so its sender retries.
+            receiver.close();
+            while let Ok(message) = receiver.try_recv() {
+                if let WalMessage::Append(request) = message {
+                    let _ = request.reply.send(Err(WalError::Closed));
                 }
             }
             info!("wal writer stopped");
