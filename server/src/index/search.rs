@@ -133,10 +133,10 @@ pub fn search(
     };
     let mut splits_searched = 0;
     let mut splits_skipped = 0;
-    // (key, split position, address) of the best hits over every split so far.
+    // (key, searcher position, address) of the best hits over every split so far.
     let mut best: Vec<(Cursor, usize, DocAddress)> = Vec::new();
-    let splits = catalog.snapshot();
-    for (position, split) in splits.iter().enumerate() {
+    let mut searchers = Vec::new();
+    for split in catalog.snapshot() {
         if !split.metadata.overlaps(request.start_nanos, end_bound) {
             splits_skipped += 1;
             continue;
@@ -144,14 +144,15 @@ pub fn search(
         splits_searched += 1;
         let searcher = split.reader.searcher();
         for (key, address) in searcher.search(query.as_ref(), &collector)? {
-            best.push((key, position, address));
+            best.push((key, searchers.len(), address));
         }
-        best.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        searchers.push(searcher);
+        best.sort_unstable_by_key(|entry| Reverse(entry.0));
         best.truncate(request.limit);
     }
     let mut hits = Vec::with_capacity(best.len());
     for (key, position, address) in &best {
-        let document: TantivyDocument = splits[*position].reader.searcher().doc(*address)?;
+        let document: TantivyDocument = searchers[*position].doc(*address)?;
         hits.push(hit_to_json(schema, &document, *key));
     }
     let next_cursor =
@@ -261,7 +262,7 @@ impl Collector for NewestFirst {
 
     fn merge_fruits(&self, fruits: Vec<Vec<(Cursor, DocAddress)>>) -> tantivy::Result<Self::Fruit> {
         let mut all: Vec<(Cursor, DocAddress)> = fruits.into_iter().flatten().collect();
-        all.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        all.sort_unstable_by_key(|entry| Reverse(entry.0));
         all.truncate(self.limit);
         Ok(all)
     }

@@ -74,16 +74,24 @@ impl LogsIngest {
             }
             Admission::Store => {}
         }
-        let result = state
-            .store(
-                RecordKind::Logs,
-                batch.clone(),
-                bytes.to_vec(),
-                RecordPayload::Logs(Arc::new(request)),
-            )
-            .await;
-        state.finish_batch(batch.as_ref(), result.is_ok());
-        result?;
+        // Stored in a task of its own: if the client goes away mid-call, the append may
+        // still reach the WAL, and then the ledger must learn of it too, or the client's
+        // resend would be stored twice (and its in-flight mark would never clear).
+        let store = tokio::spawn(async move {
+            let result = state
+                .store(
+                    RecordKind::Logs,
+                    batch.clone(),
+                    bytes.to_vec(),
+                    RecordPayload::Logs(Arc::new(request)),
+                )
+                .await;
+            state.finish_batch(batch.as_ref(), result.is_ok());
+            result
+        });
+        store
+            .await
+            .map_err(|e| Status::internal(format!("storing task failed: {e}")))??;
         Ok(Response::new(ExportLogsServiceResponse::default()))
     }
 }

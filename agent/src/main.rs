@@ -1,0 +1,87 @@
+//! `epitaph-agent`: parse flags, set up logging, run until SIGTERM or SIGINT.
+//!
+//! Everything else lives in the library (`epitaph_agent::run`), so that tests can run
+//! the real agent loop in-process with their own shutdown trigger.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use epitaph_agent::config::{Config, process_env};
+use epitaph_agent::identity::Identity;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::error;
+use tracing_subscriber::EnvFilter;
+
+/// Tails this instance's logs and ships them to an Epitaph server.
+#[derive(Debug, Parser)]
+#[command(name = "epitaph-agent", version, about)]
+struct Flags {
+    /// The TOML configuration file (every field has a default).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The server URL, e.g. http://10.0.0.5:4317 (overrides the file and EPITAPH_SERVER).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Where the agent keeps its id, spool and positions (overrides EPITAPH_STATE_DIR).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match run_agent(flags) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_agent(flags: Flags) -> anyhow::Result<()> {
+    let mut config = Config::load(flags.config.as_deref(), &process_env)?;
+    if let Some(server) = flags.server {
+        config.server = server;
+    }
+    if let Some(state_dir) = flags.state_dir {
+        config.state_dir = state_dir;
+    }
+    config.validate().context("invalid configuration")?;
+    let identity = Identity::load(&config.identity_file, &process_env)?;
+
+    // Two workers: the agent shares its instance with the application it watches.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("epitaph-agent")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(async {
+        // Installed before anything else so that a SIGTERM during startup still gets a
+        // clean shutdown instead of the default of dying on the spot.
+        let mut terminate =
+            signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        };
+        epitaph_agent::run(config, identity, shutdown).await
+    });
+    // A collector left blocked at the deadline must not hold the process open.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result.map(|_report| ())
+}

@@ -1,0 +1,487 @@
+//! Sending spooled batches to the server over OTLP/gRPC, with the OTLP retry rules.
+//!
+//! The [`Shipper`] takes batches in sequence order (first those recovered from the spool,
+//! then new ones from the collector) and keeps at most `max_inflight_batches` exports in
+//! flight — a bounded set of tasks, so a slow server pushes back on the collector through
+//! the bounded channel instead of growing memory. Each export retries until it is acked:
+//!
+//! - retryable: `CANCELLED`, `DEADLINE_EXCEEDED`, `ABORTED`, `OUT_OF_RANGE`,
+//!   `UNAVAILABLE`, `DATA_LOSS`, and `RESOURCE_EXHAUSTED` only when the server attached a
+//!   `RetryInfo` (without one it means "this will never fit"); a client-side transport
+//!   failure (connection refused or reset) is retryable whatever code tonic gave it;
+//! - the delay is the server's `RetryInfo` delay when there is one, else exponential
+//!   back-off with full jitter: a random delay in `[0, min(5 s, 100 ms · 2^attempt)]`;
+//! - a `partial_success` with rejected records is a success that is logged, never
+//!   retried (the spec forbids it: the server already kept the rest);
+//! - any other error (`INVALID_ARGUMENT`, `UNAUTHENTICATED`, ...) drops the batch with an
+//!   error log, so one poisoned batch cannot wedge the agent forever.
+//!
+//! Acked and dropped batches are reported to the [`AckLedger`]; whenever its contiguous
+//! prefix grows, the state file is rewritten and the finished spool files deleted.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use epitaph_proto::BATCH_HEADER;
+use epitaph_proto::collector::logs::v1::logs_service_client::LogsServiceClient;
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+use tracing::{debug, error, info, warn};
+
+use crate::spool::{AckLedger, Commit, SpooledBatch, StatePaths, apply_commit};
+
+/// Every export and lifecycle call gives up after this long (and is then retried).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// A server asking for a longer pause than this is asked again after this long.
+const RETRY_INFO_CAP: Duration = Duration::from_secs(300);
+
+/// A lazily connecting channel: a server that is down does not delay the agent's start.
+pub fn connect_lazily(server: &str) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(server.to_string())?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .tcp_nodelay(true);
+    Ok(endpoint.connect_lazy())
+}
+
+/// The `authorization` header value for a bearer token (validated with the config).
+pub fn authorization_value(token: Option<&str>) -> anyhow::Result<Option<MetadataValue<Ascii>>> {
+    token
+        .map(|token| Ok(MetadataValue::try_from(format!("Bearer {token}"))?))
+        .transpose()
+}
+
+/// Wraps a message in a request carrying the bearer token, if any.
+pub fn authorized_request<T>(
+    message: T,
+    authorization: Option<&MetadataValue<Ascii>>,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(authorization) = authorization {
+        request
+            .metadata_mut()
+            .insert("authorization", authorization.clone());
+    }
+    request
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryDecision {
+    RetryAfter(Duration),
+    GiveUp,
+}
+
+/// The OTLP retry rules for one failure. `attempt` counts failures so far starting at
+/// 0; `jitter` is a uniform sample in `[0, 1]` (a parameter so the rules are testable).
+pub fn retry_decision(status: &Status, attempt: u32, jitter: f64) -> RetryDecision {
+    let retry_info_delay = status
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay);
+    let retryable = match status.code() {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => true,
+        Code::ResourceExhausted => retry_info_delay.is_some(),
+        _ => is_transport_failure(status),
+    };
+    if !retryable {
+        return RetryDecision::GiveUp;
+    }
+    if let Some(delay) = retry_info_delay {
+        return RetryDecision::RetryAfter(delay.min(RETRY_INFO_CAP));
+    }
+    RetryDecision::RetryAfter(backoff_with_full_jitter(attempt, jitter))
+}
+
+/// A status made on this side of the wire from an I/O or HTTP/2 error carries that error
+/// as its source; one received from the server never does.
+fn is_transport_failure(status: &Status) -> bool {
+    std::error::Error::source(status).is_some()
+}
+
+/// `jitter · min(cap, base · 2^attempt)`.
+pub fn backoff_with_full_jitter(attempt: u32, jitter: f64) -> Duration {
+    let ceiling =
+        BACKOFF_BASE.saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX));
+    ceiling.min(BACKOFF_CAP).mul_f64(jitter.clamp(0.0, 1.0))
+}
+
+/// How one batch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportOutcome {
+    Acked,
+    /// Accepted, but the server rejected this many records (not retried).
+    AckedWithRejections(i64),
+    /// A non-retryable error: the batch is given up.
+    Dropped,
+}
+
+/// Counters for the end-of-run report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShipReport {
+    pub acked_batches: u64,
+    pub dropped_batches: u64,
+    pub rejected_records: u64,
+}
+
+/// Exports spooled batches and commits them as they are acked.
+pub struct Shipper {
+    client: LogsServiceClient<Channel>,
+    agent_id: String,
+    authorization: Option<MetadataValue<Ascii>>,
+    max_inflight: usize,
+    ledger: Arc<Mutex<AckLedger>>,
+    paths: StatePaths,
+    report: Arc<Mutex<ShipReport>>,
+    /// A commit whose state write failed; retried with the next one.
+    failed_commit: Option<Commit>,
+}
+
+impl Shipper {
+    pub fn new(
+        channel: Channel,
+        agent_id: String,
+        authorization: Option<MetadataValue<Ascii>>,
+        max_inflight: usize,
+        ledger: Arc<Mutex<AckLedger>>,
+        paths: StatePaths,
+    ) -> Shipper {
+        let client = LogsServiceClient::new(channel)
+            .send_compressed(CompressionEncoding::Zstd)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .accept_compressed(CompressionEncoding::Gzip);
+        Shipper {
+            client,
+            agent_id,
+            authorization,
+            max_inflight,
+            ledger,
+            paths,
+            report: Arc::new(Mutex::new(ShipReport::default())),
+            failed_commit: None,
+        }
+    }
+
+    /// Counters that stay readable if the shipper is aborted at the shutdown deadline.
+    pub fn report_handle(&self) -> Arc<Mutex<ShipReport>> {
+        self.report.clone()
+    }
+
+    /// Ships `recovered` batches, then everything from `input` until it closes and every
+    /// export has finished.
+    pub async fn run(
+        mut self,
+        recovered: Vec<SpooledBatch>,
+        mut input: mpsc::Receiver<SpooledBatch>,
+    ) -> ShipReport {
+        let mut queue: VecDeque<SpooledBatch> = recovered.into();
+        let mut input_open = true;
+        let mut inflight: JoinSet<(u64, ExportOutcome)> = JoinSet::new();
+        loop {
+            // Bounded concurrency: a new export starts only when a slot is free.
+            while inflight.len() < self.max_inflight
+                && let Some(batch) = queue.pop_front()
+            {
+                self.start_export(&mut inflight, batch);
+            }
+            if !input_open && queue.is_empty() && inflight.is_empty() {
+                break;
+            }
+            let slot_free = inflight.len() < self.max_inflight;
+            tokio::select! {
+                biased;
+                Some(joined) = inflight.join_next(), if !inflight.is_empty() => match joined {
+                    Ok((sequence, outcome)) => self.on_finished(sequence, outcome).await,
+                    // Export tasks do not panic; if one did, its batch stays in the spool
+                    // and is resent at the next start.
+                    Err(join_error) => error!(%join_error, "export task failed"),
+                },
+                received = input.recv(), if input_open && slot_free => match received {
+                    Some(batch) => queue.push_back(batch),
+                    None => input_open = false,
+                },
+            }
+        }
+        self.retry_failed_commit().await;
+        *self.report.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn start_export(&self, inflight: &mut JoinSet<(u64, ExportOutcome)>, batch: SpooledBatch) {
+        let client = self.client.clone();
+        let batch_id = format!("{}/{}", self.agent_id, batch.sequence);
+        let authorization = self.authorization.clone();
+        inflight.spawn(async move {
+            let outcome =
+                export_with_retry(client, &batch, &batch_id, authorization.as_ref()).await;
+            (batch.sequence, outcome)
+        });
+    }
+
+    async fn on_finished(&mut self, sequence: u64, outcome: ExportOutcome) {
+        {
+            let mut report = self.report.lock().unwrap_or_else(PoisonError::into_inner);
+            match outcome {
+                ExportOutcome::Acked => report.acked_batches += 1,
+                ExportOutcome::AckedWithRejections(rejected) => {
+                    report.acked_batches += 1;
+                    report.rejected_records += rejected.max(0) as u64;
+                }
+                ExportOutcome::Dropped => report.dropped_batches += 1,
+            }
+        }
+        let commit = self
+            .ledger
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .finish(sequence);
+        if let Some(mut commit) = commit {
+            if let Some(older) = self.failed_commit.take() {
+                commit.absorb(older);
+            }
+            self.write_commit(commit).await;
+        }
+    }
+
+    async fn retry_failed_commit(&mut self) {
+        if let Some(commit) = self.failed_commit.take() {
+            self.write_commit(commit).await;
+        }
+    }
+
+    async fn write_commit(&mut self, commit: Commit) {
+        let paths = self.paths.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let result = apply_commit(&paths, &commit);
+            (result, commit)
+        })
+        .await;
+        match written {
+            Ok((Ok(()), commit)) => debug!(watermark = commit.watermark, "committed acked batches"),
+            Ok((Err(error), commit)) => {
+                // The batches stay in the spool; at worst they are resent after a crash
+                // and the server de-duplicates them.
+                error!(watermark = commit.watermark, %error, "cannot write the state file");
+                self.failed_commit = Some(commit);
+            }
+            Err(join_error) => error!(%join_error, "state commit task failed"),
+        }
+    }
+}
+
+/// Sends one batch until it is acked or given up.
+async fn export_with_retry(
+    mut client: LogsServiceClient<Channel>,
+    batch: &SpooledBatch,
+    batch_id: &str,
+    authorization: Option<&MetadataValue<Ascii>>,
+) -> ExportOutcome {
+    // The id is `<uuid>/<digits>`, always a valid header value.
+    let batch_header: MetadataValue<Ascii> =
+        MetadataValue::try_from(batch_id).expect("batch id is ASCII");
+    let mut failures: u32 = 0;
+    loop {
+        let mut request = authorized_request((*batch.request).clone(), authorization);
+        request
+            .metadata_mut()
+            .insert(BATCH_HEADER, batch_header.clone());
+        request.set_timeout(REQUEST_TIMEOUT);
+        let status = match client.export(request).await {
+            Ok(response) => {
+                if failures > 0 {
+                    info!(batch = %batch_id, attempts = failures + 1, "batch delivered after retries");
+                }
+                return outcome_of_success(batch_id, response.into_inner().partial_success);
+            }
+            Err(status) => status,
+        };
+        let jitter = rand::rng().random_range(0.0..=1.0);
+        match retry_decision(&status, failures, jitter) {
+            RetryDecision::RetryAfter(delay) => {
+                // Log the first failure and then every tenth: a server that is down for
+                // a minute should not fill the instance's disk with our complaints.
+                if failures.is_multiple_of(10) {
+                    warn!(
+                        batch = %batch_id,
+                        code = ?status.code(),
+                        detail = status.message(),
+                        attempt = failures + 1,
+                        retry_in = ?delay,
+                        "export failed, retrying"
+                    );
+                } else {
+                    debug!(batch = %batch_id, code = ?status.code(), retry_in = ?delay, "export failed, retrying");
+                }
+                failures = failures.saturating_add(1);
+                tokio::time::sleep(delay).await;
+            }
+            RetryDecision::GiveUp => {
+                error!(
+                    batch = %batch_id,
+                    code = ?status.code(),
+                    detail = status.message(),
+                    records = batch.record_count,
+                    "export rejected with a non-retryable error, dropping the batch"
+                );
+                return ExportOutcome::Dropped;
+            }
+        }
+    }
+}
+
+fn outcome_of_success(
+    batch_id: &str,
+    partial_success: Option<epitaph_proto::collector::logs::v1::ExportLogsPartialSuccess>,
+) -> ExportOutcome {
+    let Some(partial) = partial_success else {
+        return ExportOutcome::Acked;
+    };
+    if partial.rejected_log_records > 0 {
+        warn!(
+            batch = %batch_id,
+            rejected = partial.rejected_log_records,
+            detail = %partial.error_message,
+            "server rejected part of a batch; not retrying"
+        );
+        return ExportOutcome::AckedWithRejections(partial.rejected_log_records);
+    }
+    if !partial.error_message.is_empty() {
+        info!(batch = %batch_id, detail = %partial.error_message, "server accepted the batch with a warning");
+    }
+    ExportOutcome::Acked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::{ErrorDetails, StatusExt};
+
+    fn with_retry_info(code: Code, delay: Duration) -> Status {
+        Status::with_error_details(
+            code,
+            "slow down",
+            ErrorDetails::with_retry_info(Some(delay)),
+        )
+    }
+
+    #[test]
+    fn retry_info_delay_is_honoured() {
+        let status = with_retry_info(Code::Unavailable, Duration::from_millis(1500));
+        assert_eq!(
+            retry_decision(&status, 0, 0.0),
+            RetryDecision::RetryAfter(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            retry_decision(&status, 7, 1.0),
+            RetryDecision::RetryAfter(Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn resource_exhausted_is_retried_only_with_retry_info() {
+        let with_info = with_retry_info(Code::ResourceExhausted, Duration::from_secs(2));
+        assert_eq!(
+            retry_decision(&with_info, 0, 0.5),
+            RetryDecision::RetryAfter(Duration::from_secs(2))
+        );
+        let without = Status::resource_exhausted("too big");
+        assert_eq!(retry_decision(&without, 0, 0.5), RetryDecision::GiveUp);
+    }
+
+    #[test]
+    fn retryable_codes_back_off_and_others_give_up() {
+        for code in [
+            Code::Cancelled,
+            Code::DeadlineExceeded,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::Unavailable,
+            Code::DataLoss,
+        ] {
+            assert!(
+                matches!(
+                    retry_decision(&Status::new(code, "x"), 0, 1.0),
+                    RetryDecision::RetryAfter(_)
+                ),
+                "{code:?} not retried"
+            );
+        }
+        for code in [
+            Code::InvalidArgument,
+            Code::Unauthenticated,
+            Code::PermissionDenied,
+            Code::Internal,
+            Code::Unimplemented,
+            Code::Unknown,
+        ] {
+            assert_eq!(
+                retry_decision(&Status::new(code, "x"), 0, 1.0),
+                RetryDecision::GiveUp,
+                "{code:?}"
+            );
+        }
+        // Retry info on a non-retryable code does not make it retryable.
+        let status = with_retry_info(Code::InvalidArgument, Duration::from_secs(1));
+        assert_eq!(retry_decision(&status, 0, 1.0), RetryDecision::GiveUp);
+    }
+
+    #[test]
+    fn connection_failure_is_retryable_whatever_its_code() {
+        let io_error = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let status = Status::from_error(Box::new(io_error));
+        assert_eq!(status.code(), Code::Unknown);
+        assert!(matches!(
+            retry_decision(&status, 0, 1.0),
+            RetryDecision::RetryAfter(_)
+        ));
+    }
+
+    #[test]
+    fn backoff_doubles_from_100ms_to_a_5s_cap_with_full_jitter() {
+        let ceilings: Vec<u128> = (0..8)
+            .map(|attempt| backoff_with_full_jitter(attempt, 1.0).as_millis())
+            .collect();
+        assert_eq!(ceilings, vec![100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert_eq!(backoff_with_full_jitter(3, 0.0), Duration::ZERO);
+        assert_eq!(backoff_with_full_jitter(3, 0.5), Duration::from_millis(400));
+        assert_eq!(
+            backoff_with_full_jitter(u32::MAX, 1.0),
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn partial_success_with_rejections_is_not_retried() {
+        use epitaph_proto::collector::logs::v1::ExportLogsPartialSuccess;
+        let rejected = ExportLogsPartialSuccess {
+            rejected_log_records: 3,
+            error_message: "bad".into(),
+        };
+        assert_eq!(
+            outcome_of_success("a/1", Some(rejected)),
+            ExportOutcome::AckedWithRejections(3)
+        );
+        let warning = ExportLogsPartialSuccess {
+            rejected_log_records: 0,
+            error_message: "hint".into(),
+        };
+        assert_eq!(
+            outcome_of_success("a/1", Some(warning)),
+            ExportOutcome::Acked
+        );
+        assert_eq!(outcome_of_success("a/1", None), ExportOutcome::Acked);
+    }
+}

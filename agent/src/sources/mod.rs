@@ -1,0 +1,22 @@
+//! Where log lines come from.
+//!
+//! Each source lives in its own file and answers three questions: which lines are there
+//! to read now, how far has the agent read ("positions"), and how to move that mark once
+//! a line is safely in a batch. The collector asks for lines, puts them in the open batch
+//! and only then advances the source, so a position never runs ahead of what a spooled
+//! batch holds.
+//!
+//! [`Positions`] is the durable form of every source's read mark. It is one struct with
+//! one field per kind of source so that later sources (journald's cursor, say) add a
+//! field with `#[serde(default)]` and old spool files and state files stay readable.
+
+pub mod file;
+
+use serde::{Deserialize, Serialize};
+
+/// The read positions of every source, stored in each spool entry and in the state file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Positions {
+    #[serde(default)]
+    pub files: Vec<file::FilePosition>,
+}
