@@ -269,26 +269,17 @@ impl Indexer {
         let split = self.open.as_mut().expect("open split was just ensured");
         let row_base = lsn << ROW_INDEX_BITS;
         let mut failure = None;
-        let timestamp_field = self.schema.timestamp;
-        let body_field = self.schema.body;
         self.schema.documents_from_request(
             request,
             received_at_nanos,
             row_base,
-            |document, identity| {
+            |document, facts| {
                 if failure.is_some() {
                     return;
                 }
-                let timestamp = document
-                    .get_first(timestamp_field)
-                    .and_then(|v| tantivy::schema::Value::as_datetime(&v))
-                    .map(|d| d.into_timestamp_nanos())
-                    .unwrap_or(received_at_nanos);
-                let raw_bytes = document
-                    .get_first(body_field)
-                    .and_then(|v| tantivy::schema::Value::as_str(&v))
-                    .map_or(0, str::len);
-                split.pending.observe(identity, timestamp, raw_bytes);
+                split
+                    .pending
+                    .observe(facts.identity, facts.timestamp_nanos, facts.body_bytes);
                 if let Err(e) = split.add_document(document) {
                     failure = Some(e);
                 }

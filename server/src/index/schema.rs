@@ -171,7 +171,7 @@ impl LogSchema {
         request: &ExportLogsServiceRequest,
         received_at_nanos: i64,
         row_base: u64,
-        mut emit: impl FnMut(TantivyDocument, &DocumentIdentity<'_>),
+        mut emit: impl FnMut(TantivyDocument, &DocumentFacts<'_, '_>),
     ) {
         let mut row_index = 0u64;
         for resource_logs in &request.resource_logs {
@@ -212,8 +212,11 @@ impl LogSchema {
                         doc.add_text(self.severity_text, &record.severity_text);
                     }
                     doc.add_u64(self.severity_number, record.severity_number.max(0) as u64);
+                    let mut body_bytes = 0;
                     if let Some(body) = &record.body {
-                        doc.add_text(self.body, any_value_to_text(body));
+                        let text = any_value_to_text(body);
+                        body_bytes = text.len();
+                        doc.add_text(self.body, text);
                     }
                     doc.add_text(self.source, source_of(&record.attributes, scope_name));
                     if !scope_name.is_empty() {
@@ -241,10 +244,30 @@ impl LogSchema {
                     debug_assert!((row_index as usize) < MAX_ROWS_PER_RECORD);
                     doc.add_u64(self.row, row_base + row_index);
                     row_index += 1;
-                    emit(doc, &identity);
+                    let facts = DocumentFacts {
+                        identity: &identity,
+                        timestamp_nanos: timestamp,
+                        body_bytes,
+                    };
+                    emit(doc, &facts);
                 }
             }
         }
+    }
+}
+
+/// What the indexer needs to know of a document it was handed, without reading the
+/// document back.
+pub struct DocumentFacts<'i, 'a> {
+    pub identity: &'i DocumentIdentity<'a>,
+    pub timestamp_nanos: i64,
+    pub body_bytes: usize,
+}
+
+impl<'i, 'a> DocumentFacts<'i, 'a> {
+    /// An identity value by field name (`service`, `version`, ...).
+    pub fn get(&self, field_name: &str) -> &'a str {
+        self.identity.get(field_name)
     }
 }
 
