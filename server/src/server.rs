@@ -8,7 +8,7 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,7 @@ use crate::index::indexer::{DurableRecord, Indexer, IndexerSettings};
 use crate::index::schema::LogSchema;
 use crate::index::search::LogQueryParser;
 use crate::ingest::auth::BearerAuth;
+use crate::ingest::backlog::IndexingBacklog;
 use crate::ingest::lifecycle::LifecycleIngest;
 use crate::ingest::logs::LogsIngest;
 use crate::ingest::{BatchAdmission, IngestState};
@@ -89,7 +90,7 @@ pub async fn run(
     );
     info!(%grpc_addr, %http_addr, data_dir = %config.data_dir.display(), "listening");
 
-    let backlog = Arc::new(AtomicU64::new(0));
+    let backlog = Arc::new(IndexingBacklog::new(config.max_indexing_backlog_bytes));
     let recovery_config = config.clone();
     let recovery_catalog = catalog.clone();
     let recovery_backlog = backlog.clone();
@@ -129,7 +130,6 @@ pub async fn run(
         wal: wal_handle,
         admission: Mutex::new(BatchAdmission::new(ledger)),
         backlog,
-        max_backlog_bytes: config.max_indexing_backlog_bytes,
         heartbeat_interval: config.heartbeat_interval,
     });
     let logs_service = LogsIngest::new(ingest.clone(), config.max_request_bytes);
@@ -191,7 +191,7 @@ fn recover(
     config: &ServerConfig,
     catalog: Arc<SplitCatalog>,
     registry: Arc<RwLock<InstanceRegistry>>,
-    backlog: Arc<AtomicU64>,
+    backlog: Arc<IndexingBacklog>,
 ) -> anyhow::Result<(Indexer, u64)> {
     let started = Instant::now();
     let settings = IndexerSettings {

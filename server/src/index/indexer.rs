@@ -11,7 +11,6 @@
 //! newer than the last LSN the splits committed, so nothing is indexed twice.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -27,6 +26,7 @@ use super::catalog::{SearchableSplit, SplitCatalog};
 use super::schema::{LogSchema, ROW_INDEX_BITS};
 use super::split::{OpenSplit, SealedSplit, read_sealed_metadata};
 use crate::checkpoint::Checkpoint;
+use crate::ingest::backlog::IndexingBacklog;
 use crate::ingest::ledger::BatchLedger;
 use crate::registry::InstanceRegistry;
 use crate::wal::{RecordContent, RecordKind, WalSegments};
@@ -99,7 +99,7 @@ pub struct Indexer {
     /// Every log record up to this LSN is in a split (committed or pending).
     indexed_lsn: u64,
     checkpointed_lsn: u64,
-    backlog: Arc<AtomicU64>,
+    backlog: Arc<IndexingBacklog>,
 }
 
 impl Indexer {
@@ -108,7 +108,7 @@ impl Indexer {
         settings: IndexerSettings,
         catalog: Arc<SplitCatalog>,
         registry: Arc<RwLock<InstanceRegistry>>,
-        backlog: Arc<AtomicU64>,
+        backlog: Arc<IndexingBacklog>,
     ) -> anyhow::Result<Indexer> {
         let schema = LogSchema::new();
         let splits_dir = settings.data_dir.join("splits");
@@ -202,8 +202,7 @@ impl Indexer {
 
     /// Applies one durable record.
     pub fn apply(&mut self, lsn: u64, record: DurableRecord) -> anyhow::Result<()> {
-        self.backlog
-            .fetch_sub(record.backlog_bytes, Ordering::Relaxed);
+        self.backlog.release(record.backlog_bytes);
         if lsn <= self.applied_lsn {
             return Ok(());
         }

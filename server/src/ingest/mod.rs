@@ -8,12 +8,12 @@
 //! UNAVAILABLE with a RetryInfo delay instead of queueing without bound.
 
 pub mod auth;
+pub mod backlog;
 pub mod ledger;
 pub mod lifecycle;
 pub mod logs;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,10 +24,13 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::index::indexer::{DurableRecord, RecordPayload, now_nanos};
 use crate::wal::record::{RecordContent, RecordKind, encode_body};
 use crate::wal::{WalError, WalHandle};
+use backlog::IndexingBacklog;
 use ledger::BatchLedger;
 
 /// Delay suggested to a client whose batch is already in flight.
 const IN_FLIGHT_RETRY_DELAY: Duration = Duration::from_millis(200);
+/// How long an export may wait for the indexer to catch up before it is refused.
+const BACKLOG_PATIENCE: Duration = Duration::from_secs(3);
 /// Delay suggested when the indexer is behind or the WAL cannot write.
 const OVERLOAD_RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -43,8 +46,7 @@ pub struct IngestState {
     pub wal: WalHandle<DurableRecord>,
     pub admission: Mutex<BatchAdmission>,
     /// Bytes acknowledged but not yet applied by the indexer.
-    pub backlog: Arc<AtomicU64>,
-    pub max_backlog_bytes: u64,
+    pub backlog: Arc<IndexingBacklog>,
     pub heartbeat_interval: Duration,
 }
 
@@ -110,14 +112,16 @@ impl IngestState {
         payload: RecordPayload,
     ) -> Result<u64, Status> {
         let backlog_bytes = payload_bytes.len() as u64;
-        let backlog_before = self.backlog.fetch_add(backlog_bytes, Ordering::Relaxed);
-        if backlog_before > self.max_backlog_bytes && kind == RecordKind::Logs {
-            self.backlog.fetch_sub(backlog_bytes, Ordering::Relaxed);
-            return Err(retryable(
-                Code::Unavailable,
-                format!("indexer is {backlog_before} bytes behind; retry later"),
-                OVERLOAD_RETRY_DELAY,
-            ));
+        if kind == RecordKind::Logs {
+            if let Err(behind) = self.backlog.admit(backlog_bytes, BACKLOG_PATIENCE).await {
+                return Err(retryable(
+                    Code::Unavailable,
+                    format!("indexer is {behind} bytes behind; retry later"),
+                    OVERLOAD_RETRY_DELAY,
+                ));
+            }
+        } else {
+            self.backlog.add(backlog_bytes);
         }
         let received_at_nanos = now_nanos();
         let content = RecordContent {
@@ -129,7 +133,7 @@ impl IngestState {
         let body = match encode_body(&content) {
             Ok(body) => body,
             Err(e) => {
-                self.backlog.fetch_sub(backlog_bytes, Ordering::Relaxed);
+                self.backlog.release(backlog_bytes);
                 return Err(Status::internal(format!("compressing record: {e}")));
             }
         };
@@ -142,7 +146,7 @@ impl IngestState {
         match self.wal.append(body, record).await {
             Ok(lsn) => Ok(lsn),
             Err(error) => {
-                self.backlog.fetch_sub(backlog_bytes, Ordering::Relaxed);
+                self.backlog.release(backlog_bytes);
                 Err(match error {
                     WalError::Io(_) => {
                         retryable(Code::Unavailable, error.to_string(), OVERLOAD_RETRY_DELAY)
