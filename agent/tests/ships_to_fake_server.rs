@@ -22,7 +22,7 @@ use epitaph_proto::common::v1::any_value;
 use epitaph_proto::lifecycle::lifecycle_server::{Lifecycle, LifecycleServer};
 use epitaph_proto::lifecycle::{
     GoodbyeRequest, GoodbyeResponse, HeartbeatRequest, HeartbeatResponse, HelloRequest,
-    HelloResponse,
+    HelloResponse, LossReport, LossReportResponse,
 };
 use epitaph_proto::{BATCH_HEADER, BatchId};
 use tokio::sync::oneshot;
@@ -49,6 +49,7 @@ struct Recorded {
     hellos: Vec<HelloRequest>,
     heartbeats: Vec<HeartbeatRequest>,
     goodbyes: Vec<GoodbyeRequest>,
+    losses: Vec<LossReport>,
 }
 
 #[derive(Clone)]
@@ -198,6 +199,18 @@ impl Lifecycle for FakeServer {
             record_complete,
             stored_watermark: 0,
         }))
+    }
+
+    async fn report_loss(
+        &self,
+        request: Request<LossReport>,
+    ) -> Result<Response<LossReportResponse>, Status> {
+        self.recorded
+            .lock()
+            .unwrap()
+            .losses
+            .push(request.into_inner());
+        Ok(Response::new(LossReportResponse {}))
     }
 }
 

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use epitaph_proto::keys;
-use epitaph_proto::lifecycle::{GoodbyeRequest, HeartbeatRequest, HelloRequest};
+use epitaph_proto::lifecycle::{GoodbyeRequest, HeartbeatRequest, HelloRequest, LossReport};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +27,19 @@ pub struct Goodbye {
     pub reason: String,
     pub unsent_records: u64,
 }
+
+/// Records an agent read but had to drop, as it reported them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Loss {
+    pub records: u64,
+    pub first_observed_nanos: i64,
+    pub last_observed_nanos: i64,
+    pub reason: String,
+    pub reported_at_nanos: i64,
+}
+
+/// The most loss reports kept per instance; older ones still count in `records_lost`.
+const MAX_LOSSES_KEPT: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceRecord {
@@ -39,6 +52,10 @@ pub struct InstanceRecord {
     pub last_sequence: u64,
     pub stored_watermark: u64,
     pub goodbye: Option<Goodbye>,
+    #[serde(default)]
+    pub records_lost: u64,
+    #[serde(default)]
+    pub losses: Vec<Loss>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,14 +87,19 @@ impl InstanceRecord {
             last_sequence: 0,
             stored_watermark: 0,
             goodbye: None,
+            records_lost: 0,
+            losses: Vec::new(),
         }
     }
 
     pub fn state(&self, now_nanos: i64, lost_after: Duration) -> InstanceState {
         if let Some(goodbye) = &self.goodbye {
-            return InstanceState::Terminated {
-                record_complete: self.stored_watermark >= goodbye.final_sequence,
-            };
+            // Complete: every batch sent is stored, nothing was left unsent in the
+            // spool at the deadline, and the agent never had to drop a record.
+            let record_complete = self.stored_watermark >= goodbye.final_sequence
+                && goodbye.unsent_records == 0
+                && self.records_lost == 0;
+            return InstanceState::Terminated { record_complete };
         }
         let silence = now_nanos.saturating_sub(self.last_seen_nanos);
         if silence > lost_after.as_nanos() as i64 {
@@ -141,6 +163,21 @@ impl InstanceRegistry {
         });
     }
 
+    pub fn apply_loss(&mut self, loss: &LossReport, at_nanos: i64) {
+        let record = self.touch(&loss.agent_id, at_nanos);
+        record.records_lost += loss.records;
+        record.losses.push(Loss {
+            records: loss.records,
+            first_observed_nanos: loss.first_observed_unix_nano as i64,
+            last_observed_nanos: loss.last_observed_unix_nano as i64,
+            reason: loss.reason.clone(),
+            reported_at_nanos: at_nanos,
+        });
+        if record.losses.len() > MAX_LOSSES_KEPT {
+            record.losses.remove(0);
+        }
+    }
+
     /// A stored batch of an agent: it is alive, and its watermark may have moved.
     pub fn apply_batch(
         &mut self,
@@ -191,6 +228,36 @@ mod tests {
             record.state(100 * SECOND, Duration::from_secs(60)),
             InstanceState::Lost {
                 since_nanos: 12 * SECOND
+            }
+        );
+    }
+
+    #[test]
+    fn reported_loss_makes_the_record_incomplete() {
+        let mut registry = InstanceRegistry::default();
+        registry.apply_hello(&hello(), SECOND);
+        let loss = LossReport {
+            agent_id: "a".into(),
+            records: 40,
+            first_observed_unix_nano: 2 * SECOND as u64,
+            last_observed_unix_nano: 3 * SECOND as u64,
+            reason: "spool_full".into(),
+        };
+        registry.apply_loss(&loss, 4 * SECOND);
+        registry.apply_loss(&loss, 5 * SECOND);
+        let goodbye = GoodbyeRequest {
+            agent_id: "a".into(),
+            final_sequence: 0,
+            ..Default::default()
+        };
+        registry.apply_goodbye(&goodbye, 6 * SECOND);
+        let record = registry.get("a").unwrap();
+        assert_eq!(record.records_lost, 80);
+        assert_eq!(record.losses.len(), 2);
+        assert_eq!(
+            record.state(7 * SECOND, Duration::from_secs(60)),
+            InstanceState::Terminated {
+                record_complete: false
             }
         );
     }

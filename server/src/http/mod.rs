@@ -205,6 +205,14 @@ async fn instances_handler(
             "stored_watermark": record.stored_watermark,
             "record_complete": record_complete,
             "lost_since": lost_since,
+            "records_lost": record.records_lost,
+            "losses": record.losses.iter().map(|loss| json!({
+                "records": loss.records,
+                "from": rfc3339(loss.first_observed_nanos),
+                "to": rfc3339(loss.last_observed_nanos),
+                "reason": loss.reason,
+                "reported_at": rfc3339(loss.reported_at_nanos),
+            })).collect::<Vec<_>>(),
             "resource": record.resource,
         }));
     }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use epitaph_proto::BatchId;
 use epitaph_proto::collector::logs::v1::ExportLogsServiceRequest;
-use epitaph_proto::lifecycle::{GoodbyeRequest, HeartbeatRequest, HelloRequest};
+use epitaph_proto::lifecycle::{GoodbyeRequest, HeartbeatRequest, HelloRequest, LossReport};
 use prost::Message;
 use tracing::{info, warn};
 
@@ -39,6 +39,7 @@ pub enum RecordPayload {
     Hello(HelloRequest),
     Heartbeat(HeartbeatRequest),
     Goodbye(GoodbyeRequest),
+    Loss(LossReport),
 }
 
 /// A durable record on its way to the indexer.
@@ -65,6 +66,9 @@ impl DurableRecord {
             }
             RecordKind::Goodbye => {
                 RecordPayload::Goodbye(GoodbyeRequest::decode(content.payload.as_slice())?)
+            }
+            RecordKind::Loss => {
+                RecordPayload::Loss(LossReport::decode(content.payload.as_slice())?)
             }
         };
         Ok(DurableRecord {
@@ -241,6 +245,12 @@ impl Indexer {
                     .write()
                     .expect("registry lock poisoned")
                     .apply_goodbye(goodbye, at);
+            }
+            RecordPayload::Loss(loss) => {
+                self.registry
+                    .write()
+                    .expect("registry lock poisoned")
+                    .apply_loss(loss, at);
             }
         }
         self.applied_lsn = lsn;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use epitaph_proto::lifecycle::lifecycle_server::Lifecycle;
 use epitaph_proto::lifecycle::{
     GoodbyeRequest, GoodbyeResponse, HeartbeatRequest, HeartbeatResponse, HelloRequest,
-    HelloResponse,
+    HelloResponse, LossReport, LossReportResponse,
 };
 use prost::Message;
 use tonic::{Request, Response, Status};
@@ -89,5 +89,27 @@ impl Lifecycle for LifecycleIngest {
             record_complete: stored_watermark >= final_sequence,
             stored_watermark,
         }))
+    }
+
+    async fn report_loss(
+        &self,
+        request: Request<LossReport>,
+    ) -> Result<Response<LossReportResponse>, Status> {
+        let loss = request.into_inner();
+        check_agent_id(&loss.agent_id)?;
+        if loss.records == 0 {
+            return Err(Status::invalid_argument(
+                "a loss report must count at least one record",
+            ));
+        }
+        self.state
+            .store(
+                RecordKind::Loss,
+                None,
+                loss.encode_to_vec(),
+                RecordPayload::Loss(loss),
+            )
+            .await?;
+        Ok(Response::new(LossReportResponse {}))
     }
 }

@@ -28,6 +28,8 @@ pub enum RecordKind {
     Heartbeat = 3,
     /// A lifecycle `GoodbyeRequest`.
     Goodbye = 4,
+    /// A lifecycle `LossReport`.
+    Loss = 5,
 }
 
 impl RecordKind {
@@ -37,6 +39,7 @@ impl RecordKind {
             2 => RecordKind::Hello,
             3 => RecordKind::Heartbeat,
             4 => RecordKind::Goodbye,
+            5 => RecordKind::Loss,
             _ => return None,
         })
     }
