@@ -93,7 +93,7 @@ impl Default for ServerConfig {
             auth_token_file: None,
             split_max_docs: 10_000_000,
             wal_segment_bytes: 64 * 1024 * 1024,
-            max_indexing_backlog_bytes: 32 * 1024 * 1024,
+            max_indexing_backlog_bytes: 16 * 1024 * 1024,
             indexer_memory_bytes: 256 * 1024 * 1024,
             indexer_threads: 2,
         }
