@@ -69,6 +69,9 @@ pub struct AgentConfigFile {
     pub batch_timeout: String,
     pub heartbeat_interval: String,
     pub shutdown_deadline: String,
+    /// Always `none`: tests never ask a cloud metadata service, whatever the machine's
+    /// firmware claims.
+    pub metadata: String,
 }
 
 /// Everything an agent needs to start.
@@ -148,6 +151,7 @@ impl Agent {
             batch_timeout: config.batch_timeout.clone(),
             heartbeat_interval: config.heartbeat_interval.clone(),
             shutdown_deadline: config.shutdown_deadline.clone(),
+            metadata: "none".to_string(),
         };
         let config_path = dir.path().join("agent.toml");
         std::fs::write(
