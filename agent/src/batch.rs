@@ -1,4 +1,11 @@
-//! Turning lines into OTLP: one record per line, one export request per batch.
+//! Turning lines into OTLP: one record per line (or multiline event), one export request
+//! per batch.
+//!
+//! A record's fields come from [`crate::parse`]: the body, severity, attributes and
+//! event time a structured line states. `time_unix_nano` is that event time, or the read
+//! time when the line states none; `observed_time_unix_nano` is always the read time, so
+//! every record carries both. The file attributes `log.file.path` and `log.file.name`
+//! come first, then the parsed ones.
 //!
 //! A batch is one `ExportLogsServiceRequest` with one `ResourceLogs` (the instance's
 //! identity) and one `ScopeLogs` (scope `epitaph-agent` at the crate's version). The
@@ -13,7 +20,7 @@ use epitaph_proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use epitaph_proto::resource::v1::Resource;
 use prost::Message;
 
-use crate::severity::detect_severity;
+use crate::parse::{ParseMode, parse_line};
 use crate::sources::file::FileLine;
 
 pub const SCOPE_NAME: &str = "epitaph-agent";
@@ -38,13 +45,17 @@ fn string_attribute(key: &str, value: &str) -> KeyValue {
     }
 }
 
-/// The OTLP record for one file line read at `observed`.
-pub fn log_record_from_file_line(line: &FileLine, observed: SystemTime) -> LogRecord {
+/// The OTLP record for one file line (or multiline event) read at `observed`.
+pub fn log_record_from_file_line(
+    line: FileLine,
+    observed: SystemTime,
+    mode: ParseMode,
+) -> LogRecord {
     let observed_nanos = unix_nanos(observed);
-    let mut attributes = vec![
-        string_attribute(ATTRIBUTE_FILE_PATH, &line.path),
-        string_attribute(ATTRIBUTE_FILE_NAME, &line.file_name),
-    ];
+    let parsed = parse_line(line.text, mode);
+    let mut attributes = Vec::with_capacity(3 + parsed.attributes.len());
+    attributes.push(string_attribute(ATTRIBUTE_FILE_PATH, &line.path));
+    attributes.push(string_attribute(ATTRIBUTE_FILE_NAME, &line.file_name));
     if line.truncated {
         attributes.push(KeyValue {
             key: ATTRIBUTE_TRUNCATED.to_string(),
@@ -54,18 +65,20 @@ pub fn log_record_from_file_line(line: &FileLine, observed: SystemTime) -> LogRe
             ..Default::default()
         });
     }
-    let severity = detect_severity(&line.text);
+    attributes.extend(parsed.attributes);
+    let severity = parsed.severity;
     LogRecord {
-        time_unix_nano: observed_nanos,
+        time_unix_nano: parsed.event_time_unix_nano.unwrap_or(observed_nanos),
         observed_time_unix_nano: observed_nanos,
         severity_number: severity.map(|severity| severity.number()).unwrap_or(0),
         severity_text: severity
             .map(|severity| severity.text().to_string())
             .unwrap_or_default(),
         body: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(line.text.clone())),
+            value: Some(any_value::Value::StringValue(parsed.body)),
         }),
         attributes,
+        dropped_attributes_count: parsed.dropped_attributes,
         ..Default::default()
     }
 }
@@ -204,12 +217,18 @@ mod tests {
                 device: 1,
                 inode: 2,
             },
+            generation: 0,
             path: Arc::from("/var/log/app/web.log"),
             file_name: Arc::from("web.log"),
             text: text.to_string(),
             truncated,
             end_offset: 10,
+            line_count: 1,
         }
+    }
+
+    fn record_of(text: &str, truncated: bool, observed: SystemTime) -> LogRecord {
+        log_record_from_file_line(line(text, truncated), observed, ParseMode::Auto)
     }
 
     fn attribute<'a>(record: &'a LogRecord, key: &str) -> Option<&'a any_value::Value> {
@@ -224,7 +243,7 @@ mod tests {
     #[test]
     fn record_carries_body_times_file_attributes_and_severity() {
         let observed = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
-        let record = log_record_from_file_line(&line("level=warn slow", false), observed);
+        let record = record_of("level=warn slow", false, observed);
         assert_eq!(record.time_unix_nano, 1_700_000_000_123_456_789);
         assert_eq!(record.observed_time_unix_nano, 1_700_000_000_123_456_789);
         assert_eq!(record.severity_number, 13);
@@ -233,7 +252,7 @@ mod tests {
             record.body.unwrap().value,
             Some(any_value::Value::StringValue("level=warn slow".into()))
         );
-        let record = log_record_from_file_line(&line("plain", true), observed);
+        let record = record_of("plain", true, observed);
         assert_eq!(record.severity_number, 0);
         assert!(record.severity_text.is_empty());
         assert_eq!(
@@ -253,11 +272,45 @@ mod tests {
     }
 
     #[test]
+    fn json_line_gives_fields_event_time_and_keeps_observed_time() {
+        let observed = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let record = record_of(
+            r#"{"ts":"2026-01-02T03:04:05Z","level":"error","msg":"payment failed","order":{"id":42}}"#,
+            false,
+            observed,
+        );
+        assert_eq!(record.time_unix_nano, 1_767_323_045_000_000_000);
+        assert_eq!(record.observed_time_unix_nano, 1_800_000_000_000_000_000);
+        assert_eq!(record.severity_text, "ERROR");
+        assert_eq!(
+            record.body.clone().unwrap().value,
+            Some(any_value::Value::StringValue("payment failed".into()))
+        );
+        assert_eq!(
+            attribute(&record, "order.id"),
+            Some(&any_value::Value::IntValue(42))
+        );
+        assert!(attribute(&record, ATTRIBUTE_FILE_NAME).is_some());
+        let raw = log_record_from_file_line(
+            line(r#"{"msg":"kept whole"}"#, false),
+            observed,
+            ParseMode::None,
+        );
+        assert_eq!(
+            raw.body.unwrap().value,
+            Some(any_value::Value::StringValue(
+                r#"{"msg":"kept whole"}"#.into()
+            ))
+        );
+        assert_eq!(raw.time_unix_nano, raw.observed_time_unix_nano);
+    }
+
+    #[test]
     fn request_has_one_resource_and_one_scope() {
         let observed = SystemTime::now();
         let records = vec![
-            log_record_from_file_line(&line("a", false), observed),
-            log_record_from_file_line(&line("b", false), observed),
+            record_of("a", false, observed),
+            record_of("b", false, observed),
         ];
         let request = export_request(&Resource::default(), records);
         assert_eq!(request.resource_logs.len(), 1);
@@ -275,7 +328,7 @@ mod tests {
     #[test]
     fn builder_respects_record_and_byte_limits() {
         let observed = SystemTime::now();
-        let record = log_record_from_file_line(&line("x", false), observed);
+        let record = record_of("x", false, observed);
         let mut by_count = BatchBuilder::new(2, 1 << 20);
         by_count.push(record.clone());
         assert!(by_count.fits(&record));
@@ -283,7 +336,7 @@ mod tests {
         assert!(by_count.is_full());
         assert!(!by_count.fits(&record));
 
-        let big = log_record_from_file_line(&line(&"y".repeat(2000), false), observed);
+        let big = record_of(&"y".repeat(2000), false, observed);
         let mut by_bytes = BatchBuilder::new(100, 3000);
         assert!(by_bytes.fits(&big));
         by_bytes.push(big.clone());
@@ -299,7 +352,7 @@ mod tests {
     fn encoded_request_stays_within_max_bytes() {
         let observed = SystemTime::now();
         let mut builder = BatchBuilder::new(10_000, 20_000);
-        let record = log_record_from_file_line(&line(&"z".repeat(100), false), observed);
+        let record = record_of(&"z".repeat(100), false, observed);
         while builder.fits(&record) {
             builder.push(record.clone());
         }

@@ -1,54 +1,61 @@
-//! The read side of the pipeline: sources → open batch → spool → shipper.
+//! The read side of the pipeline: sources → open batch → spool.
 //!
 //! The collector runs on its own blocking thread because everything it does is blocking
 //! file I/O, including the fsyncs that make a batch durable. Each round it rescans the
-//! file patterns, reads what is new, and seals the open batch when it is full or older
-//! than `batch_timeout`. The order of operations is the exactly-once invariant: a line
-//! goes into the open batch *before* its file position advances, and a batch is sealed
-//! with a snapshot of the positions of everything in it *and before it*; the snapshot is
-//! durable together with the batch (see [`crate::spool`]).
+//! file patterns, reads what is new, turns lines into records (parsing them, see
+//! [`crate::parse`]) and seals the open batch when it is full or older than
+//! `batch_timeout`. The order of operations is the exactly-once invariant: a record goes
+//! into the open batch *before* its file position advances, and a batch is sealed with a
+//! snapshot of the positions of everything in it *and before it*; the snapshot is durable
+//! together with the batch (see [`crate::spool`]).
 //!
-//! Back-pressure: the channel to the shipper is bounded, so when the server is slow the
-//! collector blocks on it and simply stops reading; unread lines wait in their files,
-//! which are a far bigger buffer than memory. The spool itself is capped too (see
-//! `SPOOLED_BATCHES_PER_INFLIGHT`), for the case where acks keep coming but one batch
-//! holds up the commit.
+//! Back-pressure: sealing writes the batch to the spool and wakes the shipper; it does
+//! not wait for the shipper. While the server is slow or away, batches pile up in the
+//! spool (on disk) until `[spool] max_bytes`. Then, with `when_full = "block"`, the
+//! spool refuses the batch: the collector keeps it, stops reading, and tries again only
+//! when acks have freed some room — unread lines wait in their files, which are a far
+//! bigger buffer than memory. With `drop_oldest`, the spool makes room itself. If the
+//! collector read records it cannot take (the spool refused a batch in the middle of a
+//! read), it gives them back to the source, which reads them again later.
 //!
 //! Shutdown: when told to stop, the collector reads every tracked file to its end —
-//! including a final line without its newline — seals the last batch and returns, which
-//! closes the channel and lets the shipper finish. If the shutdown deadline closes the
-//! sequence gate first, it returns without taking further batches: their lines are still
-//! unread as far as the durable positions are concerned, and the next start reads them.
+//! including a final line without its newline and every open multiline event — seals the
+//! last batch and returns, which tells the shipper that nothing more is coming. If the
+//! shutdown deadline closes the sequence gate first, it returns without taking further
+//! batches: their lines are still unread as far as the durable positions are concerned,
+//! and the next start reads them.
 
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, SystemTime};
 
 use epitaph_proto::resource::v1::Resource;
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tracing::{debug, error, warn};
 
 use crate::batch::{BatchBuilder, export_request, into_records, log_record_from_file_line};
 use crate::config::Config;
+use crate::parse::ParseMode;
 use crate::sources::Positions;
 use crate::sources::file::{FileLine, FileSource};
-use crate::spool::{SpoolWriter, SpooledBatch, TakeError};
-
-/// The spool holds at most this many batches per allowed in-flight export (and at
-/// least [`MIN_SPOOLED_BATCHES`]). Normally the bounded channel keeps it far smaller;
-/// this bound matters when one batch is retried forever while later ones are acked:
-/// those cannot be committed past it, and without a bound the spool (and the memory
-/// needed to resend it at the next start) would grow without end.
-const SPOOLED_BATCHES_PER_INFLIGHT: usize = 4;
-const MIN_SPOOLED_BATCHES: usize = 16;
+use crate::spool::{SpoolWriter, TakeError};
+use crate::stats::AgentStats;
 
 /// How much one file may contribute to one read round; bounds the lines held in memory
 /// and keeps one busy file from starving the others.
 const READ_BUDGET_PER_FILE: usize = 256 * 1024;
+/// A partial batch's timeout while the shipper already has a backlog (more batches
+/// waiting than it sends at once). `batch_timeout` is there for latency, and a batch that
+/// would only queue behind others gains none; sealing one every `batch_timeout` through
+/// a long outage would fill the spool with tiny files (and the ledger with entries). The
+/// open batch stays bounded by `batch_max_records`/`batch_max_bytes`, and its lines are
+/// still in their files until it is sealed.
+const BACKLOGGED_BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the collector returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CollectorExit {
-    /// Told to stop: every file read to its end and the last batch handed over.
+    /// Told to stop: every file read to its end and the last batch spooled.
     Drained,
     /// The shutdown deadline closed the sequence gate.
     GateClosed,
@@ -67,21 +74,27 @@ pub struct Collector {
     builder: BatchBuilder,
     spool: SpoolWriter,
     resource: Resource,
-    output: mpsc::Sender<SpooledBatch>,
+    parse_mode: ParseMode,
+    /// Set to true when the collector returns; closed when the shipper is gone.
+    done: watch::Sender<bool>,
+    stats: Arc<AgentStats>,
     poll_interval: Duration,
     batch_timeout: Duration,
-    max_spooled_batches: usize,
+    max_inflight_batches: usize,
     spool_failing: bool,
-    spool_full: bool,
+    /// The spool's size when it last refused a batch for being full: no point trying
+    /// again (compressing the batch anew) until it has shrunk.
+    spool_full_at_bytes: Option<u64>,
 }
 
 impl Collector {
-    /// Batching and polling settings come from `config`.
+    /// Batching, parsing and polling settings come from `config`.
     pub fn new(
         source: FileSource,
         spool: SpoolWriter,
         resource: Resource,
-        output: mpsc::Sender<SpooledBatch>,
+        done: watch::Sender<bool>,
+        stats: Arc<AgentStats>,
         config: &Config,
     ) -> Collector {
         Collector {
@@ -89,18 +102,25 @@ impl Collector {
             builder: BatchBuilder::new(config.batch_max_records, config.batch_max_bytes),
             spool,
             resource,
-            output,
+            parse_mode: config.parse,
+            done,
+            stats,
             poll_interval: config.poll_interval,
             batch_timeout: config.batch_timeout,
-            max_spooled_batches: (config.max_inflight_batches * SPOOLED_BATCHES_PER_INFLIGHT)
-                .max(MIN_SPOOLED_BATCHES),
+            max_inflight_batches: config.max_inflight_batches,
             spool_failing: false,
-            spool_full: false,
+            spool_full_at_bytes: None,
         }
     }
 
     /// Runs until `stop` receives a message or is dropped, then drains and returns.
     pub fn run(mut self, stop: Receiver<()>) -> CollectorExit {
+        let exit = self.run_rounds(stop);
+        let _ = self.done.send(true);
+        exit
+    }
+
+    fn run_rounds(&mut self, stop: Receiver<()>) -> CollectorExit {
         let mut draining = false;
         loop {
             if !draining {
@@ -126,95 +146,129 @@ impl Collector {
         }
     }
 
-    /// One scan-read-seal pass. When draining, reads unterminated last lines too and
-    /// always seals what it has.
+    /// One scan-read-seal pass. When draining, reads unterminated last lines and open
+    /// multiline events too and always seals what it has.
     fn round(&mut self, draining: bool) -> Result<(), Interrupt> {
+        if self.builder.is_full() || self.spool_full_at_bytes.is_some() || self.spool_failing {
+            // A batch is waiting for the spool: no point reading more until it is in.
+            self.seal()?;
+        }
         self.source.scan();
         loop {
             let read = self.source.read_available(READ_BUDGET_PER_FILE, draining);
-            let observed = SystemTime::now();
             let more_available = read.more_available;
-            for line in read.lines {
-                self.accept(line, observed)?;
-            }
+            self.accept_all(read.lines, SystemTime::now())?;
             if !more_available {
                 break;
             }
         }
-        if draining || self.builder.age() >= self.batch_timeout {
+        if draining || self.builder.age() >= self.partial_batch_timeout() {
             self.seal()?;
         }
         Ok(())
     }
 
+    /// How old a partial batch may get before it is sealed (see
+    /// [`BACKLOGGED_BATCH_TIMEOUT`]).
+    fn partial_batch_timeout(&self) -> Duration {
+        if self.builder.is_empty() || self.spool.queued_batches() <= self.max_inflight_batches {
+            return self.batch_timeout;
+        }
+        self.batch_timeout.max(BACKLOGGED_BATCH_TIMEOUT)
+    }
+
     fn wait_before_next_round(&self) -> Duration {
-        if self.spool_failing || self.spool_full || self.builder.is_empty() {
+        if self.spool_failing || self.spool_full_at_bytes.is_some() || self.builder.is_empty() {
             return self.poll_interval;
         }
         let until_timeout = self.batch_timeout.saturating_sub(self.builder.age());
         self.poll_interval.min(until_timeout)
     }
 
-    /// Puts one line into the open batch, sealing first if it would not fit, and only
-    /// then moves the file position past it.
-    fn accept(&mut self, line: FileLine, observed: SystemTime) -> Result<(), Interrupt> {
-        if line.text.is_empty() {
-            // Blank lines carry nothing worth a record.
-            self.source.advance(line.key, line.end_offset);
-            return Ok(());
+    /// Puts records into the open batch, sealing whenever it is full, and moves each
+    /// file position past a record once the record is in. If a seal fails, the records
+    /// not yet in go back to the source.
+    fn accept_all(&mut self, lines: Vec<FileLine>, observed: SystemTime) -> Result<(), Interrupt> {
+        let mut lines = lines.into_iter();
+        while let Some(line) = lines.next() {
+            let (key, generation, end_offset) = (line.key, line.generation, line.end_offset);
+            if line.text.is_empty() {
+                // Blank lines carry nothing worth a record.
+                self.source.advance(key, generation, end_offset);
+                continue;
+            }
+            let line_count = line.line_count;
+            if self.builder.is_full()
+                && let Err(interrupt) = self.seal()
+            {
+                self.source
+                    .rewind(std::iter::once(line).chain(lines).collect());
+                return Err(interrupt);
+            }
+            // A record of a truncated file's old content cannot be read again: keep a
+            // copy (rare) so that a failed seal below can hand it back.
+            let unrereadable_copy = (!self.source.can_read_again(&line)).then(|| line.clone());
+            let record = log_record_from_file_line(line, observed, self.parse_mode);
+            if !self.builder.fits(&record)
+                && let Err(interrupt) = self.seal()
+            {
+                self.source
+                    .rewind(unrereadable_copy.into_iter().chain(lines).collect());
+                return Err(interrupt);
+            }
+            self.builder.push(record);
+            self.source.advance(key, generation, end_offset);
+            AgentStats::add(&self.stats.lines_read, u64::from(line_count));
+            AgentStats::add(&self.stats.records_read, 1);
         }
-        let record = log_record_from_file_line(&line, observed);
-        if !self.builder.fits(&record) {
-            self.seal()?;
-        }
-        self.builder.push(record);
-        self.source.advance(line.key, line.end_offset);
         if self.builder.is_full() {
             self.seal()?;
         }
         Ok(())
     }
 
-    /// Takes the open batch into the spool and hands it to the shipper.
+    /// Takes the open batch into the spool, which wakes the shipper.
     fn seal(&mut self) -> Result<(), Interrupt> {
         let Some(opened_at) = self.builder.opened_at() else {
             return Ok(()); // nothing to seal
         };
         // Checked first so that a collector paused below still ends at the deadline.
-        if self.output.is_closed() {
+        if self.done.is_closed() {
             return Err(Interrupt::Exit(CollectorExit::ShipperGone));
         }
         if self.spool.is_closed() {
             return Err(Interrupt::Exit(CollectorExit::GateClosed));
         }
-        if self.spool.spooled_batches() >= self.max_spooled_batches {
-            if !self.spool_full {
-                warn!(
-                    batches = self.max_spooled_batches,
-                    "spool is full of batches waiting for an earlier one; reading pauses"
-                );
-                self.spool_full = true;
-            }
+        if let Some(full_at) = self.spool_full_at_bytes
+            && self.spool.spool_bytes() >= full_at
+        {
             return Err(Interrupt::SpoolUnavailable);
-        }
-        if self.spool_full {
-            debug!("spool has room again");
-            self.spool_full = false;
         }
         let positions = Positions {
             files: self.source.positions(),
         };
         let request = export_request(&self.resource, self.builder.take_records());
-        let batch = match self.spool.take(request, positions) {
-            Ok(batch) => batch,
+        let taken = match self.spool.take(request, positions) {
+            Ok(taken) => taken,
             Err(TakeError::Closed(_)) => return Err(Interrupt::Exit(CollectorExit::GateClosed)),
+            Err(TakeError::Full(request)) => {
+                if self.spool_full_at_bytes.is_none() {
+                    warn!(
+                        spool_bytes = self.spool.spool_bytes(),
+                        "spool is full; reading pauses until batches are acknowledged"
+                    );
+                }
+                self.spool_full_at_bytes = Some(self.spool.spool_bytes());
+                // The records go back in; their lines stay consumed in memory only, which
+                // is safe because no durable position includes them yet.
+                self.builder.restore(into_records(request), opened_at);
+                return Err(Interrupt::SpoolUnavailable);
+            }
             Err(TakeError::Io(io_error, request)) => {
                 if !self.spool_failing {
                     error!(%io_error, "cannot write to the spool; reading pauses until it works");
                 }
                 self.spool_failing = true;
-                // The records go back in; their lines stay consumed in memory only, which
-                // is safe because no durable position includes them yet.
                 self.builder.restore(into_records(request), opened_at);
                 return Err(Interrupt::SpoolUnavailable);
             }
@@ -223,13 +277,14 @@ impl Collector {
             warn!("spool writes work again");
             self.spool_failing = false;
         }
+        if self.spool_full_at_bytes.take().is_some() {
+            debug!("spool has room again; reading resumes");
+        }
         debug!(
-            sequence = batch.sequence,
-            records = batch.record_count,
+            sequence = taken.sequence,
+            records = taken.record_count,
             "batch spooled"
         );
-        self.output
-            .blocking_send(batch)
-            .map_err(|_| Interrupt::Exit(CollectorExit::ShipperGone))
+        Ok(())
     }
 }

@@ -15,6 +15,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use crate::identity::instance_file::DEFAULT_INSTANCE_IDENTITY_FILE;
+use crate::identity::metadata::{DEFAULT_METADATA_ENDPOINT, MetadataMode};
+
 /// Looks up an environment variable; `std::env::var` in production, a map in tests.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -57,6 +60,26 @@ pub struct Config {
     /// The resolved bearer token (from `EPITAPH_TOKEN` or `token_file`); never in TOML.
     #[serde(skip)]
     pub bearer_token: Option<String>,
+    /// `key=value` identity lines that the instance's user-data may write at boot; they
+    /// override the cloud metadata service and are overridden by the environment.
+    pub instance_identity_file: PathBuf,
+    /// Which cloud metadata service to ask at start: `auto`, `ec2`, `gcp` or `none`.
+    pub metadata: MetadataMode,
+    /// Where the metadata service listens (`http://host[:port]`); tests use a fake.
+    pub metadata_endpoint: String,
+    /// A regular expression (regex-lite syntax) that a line matches when it *starts* a
+    /// multiline event; other lines are joined to the current event. None: one record
+    /// per line.
+    pub multiline_start: Option<String>,
+    /// The largest multiline event; a longer one is split (never dropped).
+    pub multiline_max_bytes: usize,
+    /// An open multiline event is sent once no continuation came for this long.
+    #[serde(with = "humantime_serde")]
+    pub multiline_timeout: Duration,
+    /// `auto`: JSON objects and logfmt lines become fields; `none`: lines are plain text.
+    pub parse: crate::parse::ParseMode,
+    /// The `[spool]` table: how big the spool may grow and what happens when it is full.
+    pub spool: crate::spool::SpoolConfig,
 }
 
 impl Default for Config {
@@ -76,6 +99,14 @@ impl Default for Config {
             shutdown_deadline: Duration::from_secs(10),
             max_inflight_batches: 4,
             bearer_token: None,
+            instance_identity_file: PathBuf::from(DEFAULT_INSTANCE_IDENTITY_FILE),
+            metadata: MetadataMode::Auto,
+            metadata_endpoint: DEFAULT_METADATA_ENDPOINT.to_string(),
+            multiline_start: None,
+            multiline_max_bytes: 256 * 1024,
+            multiline_timeout: Duration::from_secs(1),
+            parse: crate::parse::ParseMode::Auto,
+            spool: crate::spool::SpoolConfig::default(),
         }
     }
 }
@@ -180,6 +211,19 @@ impl Config {
         }
         if self.max_inflight_batches == 0 {
             bail!("max_inflight_batches must be at least 1");
+        }
+        crate::sources::multiline::MultilineRule::from_config(self)?;
+        if self.multiline_max_bytes < 1024 {
+            bail!("multiline_max_bytes must be at least 1024");
+        }
+        if self.multiline_timeout.is_zero() {
+            bail!("multiline_timeout must be greater than zero");
+        }
+        if self.spool.max_bytes < crate::spool::MIN_SPOOL_MAX_BYTES {
+            bail!(
+                "spool.max_bytes must be at least {}",
+                crate::spool::MIN_SPOOL_MAX_BYTES
+            );
         }
         Ok(())
     }
@@ -298,5 +342,50 @@ mod tests {
             ..Config::default()
         };
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn multiline_parse_and_spool_settings_parse_and_validate() {
+        let config = Config::from_toml_str(
+            r#"
+            multiline_start = '^\d{4}-\d{2}-\d{2}'
+            multiline_max_bytes = 65536
+            multiline_timeout = "500ms"
+            parse = "none"
+            [spool]
+            max_bytes = 1048576
+            when_full = "drop_oldest"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.multiline_max_bytes, 65536);
+        assert_eq!(config.multiline_timeout, Duration::from_millis(500));
+        assert_eq!(config.parse, crate::parse::ParseMode::None);
+        assert_eq!(config.spool.max_bytes, 1048576);
+        assert_eq!(config.spool.when_full, crate::spool::WhenFull::DropOldest);
+        config.validate().unwrap();
+
+        let defaults = Config::default();
+        assert_eq!(defaults.spool.max_bytes, 256 * 1024 * 1024);
+        assert_eq!(defaults.spool.when_full, crate::spool::WhenFull::Block);
+        assert_eq!(defaults.multiline_timeout, Duration::from_secs(1));
+        assert_eq!(defaults.parse, crate::parse::ParseMode::Auto);
+
+        let bad_pattern = Config {
+            multiline_start: Some("(unclosed".to_string()),
+            ..Config::default()
+        };
+        let error = format!("{:#}", bad_pattern.validate().unwrap_err());
+        assert!(error.contains("multiline_start"), "{error}");
+        assert!(Config::from_toml_str("[spool]\nwhen_full = \"sometimes\"").is_err());
+        assert!(Config::from_toml_str("[spool]\nmax_byte = 1").is_err());
+        let tiny = Config {
+            spool: crate::spool::SpoolConfig {
+                max_bytes: 10,
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        assert!(format!("{:#}", tiny.validate().unwrap_err()).contains("spool.max_bytes"));
     }
 }

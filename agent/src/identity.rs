@@ -1,18 +1,33 @@
 //! Who this instance is: the resource attributes attached to everything the agent sends.
 //!
-//! Identity comes in layers, lowest precedence first:
+//! A golden image is built once and booted many times, so identity has two halves: what
+//! the image is (baked into the identity file at build time by `epitaph-agent install`)
+//! and which instance this is (learned at every boot). Layers, lowest precedence first:
 //!
-//! 1. host fallbacks: `host.name` from the kernel's hostname, `host.id` from
-//!    `/etc/machine-id` — used only when nothing else names the host;
-//! 2. the identity file baked into the golden image at build time (`service`,
-//!    `image_name`, `image_version`, optional `image_id` and `[attributes]`);
-//! 3. `OTEL_RESOURCE_ATTRIBUTES` (`k=v,k2=v2`, values percent-decoded as the OpenTelemetry
-//!    specification says), which carries per-instance values such as
-//!    `deployment.generation` and overrides everything above;
-//! 4. `OTEL_SERVICE_NAME`, which overrides `service.name` (also per the specification).
+//! 1. **the machine**: `host.name` from the kernel's hostname, `host.id` from
+//!    `/etc/machine-id` — fallbacks for when nothing better names the host;
+//! 2. **the identity file** baked into the image (`service`, `image_name`,
+//!    `image_version`, optional `image_id` and `[attributes]`);
+//! 3. **the cloud metadata service** (EC2 IMDSv2 or GCP, see [`metadata`]): `host.id`,
+//!    `host.name`, `host.type`, `cloud.*` placement and, when the instance is tagged with
+//!    it, `deployment.generation`; on EC2 also `host.image.id` (the AMI), which only fills
+//!    in when the identity file names no image id;
+//! 4. **the instance file** that user-data may write at boot (default
+//!    `/run/epitaph/instance.env`, see [`instance_file`]);
+//! 5. **`OTEL_RESOURCE_ATTRIBUTES`** (`k=v,k2=v2`, values percent-decoded as the
+//!    OpenTelemetry specification says), then **`OTEL_SERVICE_NAME`** for `service.name`.
+//!
+//! Each layer overrides the keys it names and leaves the rest alone, so an operator can
+//! set just `deployment.generation` in user-data and still get `host.id` from the cloud.
+//! The per-instance layers sit above the baked file because a value that differs per
+//! instance can only be right when it comes from the instance.
 //!
 //! A malformed `OTEL_RESOURCE_ATTRIBUTES` is discarded as a whole with a warning, as the
-//! specification asks, rather than half-applied.
+//! specification asks, rather than half-applied. Nothing found at boot (no instance
+//! file, no metadata service) is an error: the agent starts with what it has.
+
+pub mod instance_file;
+pub mod metadata;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,23 +36,37 @@ use anyhow::Context;
 use epitaph_proto::common::v1::{AnyValue, KeyValue, any_value};
 use epitaph_proto::keys;
 use epitaph_proto::resource::v1::Resource;
-use serde::Deserialize;
-use tracing::warn;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
 
-use crate::config::EnvLookup;
+use crate::config::{Config, EnvLookup};
+use crate::identity::metadata::{Cloud, MetadataSettings};
 
 /// The identity file as baked into the image.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityFile {
     pub service: String,
     pub image_name: String,
     pub image_version: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
     /// Extra resource attributes, e.g. `"deployment.environment.name" = "prod"`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+}
+
+impl IdentityFile {
+    /// Reads and parses the identity file at `path`; errors name the file.
+    pub fn read(path: &Path) -> anyhow::Result<IdentityFile> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading identity file {} (set identity_file or EPITAPH_IDENTITY_FILE)",
+                path.display()
+            )
+        })?;
+        toml::from_str(&text).with_context(|| format!("parsing identity file {}", path.display()))
+    }
 }
 
 /// What the machine itself says about the host, read once at start.
@@ -45,11 +74,14 @@ pub struct IdentityFile {
 pub struct HostFacts {
     pub hostname: Option<String>,
     pub machine_id: Option<String>,
+    /// The cloud the firmware (DMI) names, which decides whether `metadata = "auto"`
+    /// asks a metadata service at all.
+    pub firmware_cloud: Option<Cloud>,
 }
 
 impl HostFacts {
-    /// Reads the hostname from the kernel (falling back to `/etc/hostname`) and the
-    /// machine id from `/etc/machine-id`; either may be absent.
+    /// Reads the hostname from the kernel (falling back to `/etc/hostname`), the machine
+    /// id from `/etc/machine-id` and the firmware's vendor from DMI; any may be absent.
     pub fn read() -> HostFacts {
         let hostname = read_trimmed(Path::new("/proc/sys/kernel/hostname"))
             .or_else(|| read_trimmed(Path::new("/etc/hostname")));
@@ -57,6 +89,7 @@ impl HostFacts {
         HostFacts {
             hostname,
             machine_id,
+            firmware_cloud: metadata::cloud_named_by_firmware(Path::new("/")),
         }
     }
 }
@@ -65,6 +98,16 @@ fn read_trimmed(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_string())
+}
+
+/// What was learned about this instance at boot, between the baked file and the
+/// environment (layers 3 and 4 of the module documentation).
+#[derive(Debug, Clone, Default)]
+pub struct BootFacts {
+    /// What the cloud metadata service said.
+    pub cloud_metadata: BTreeMap<String, String>,
+    /// What the instance file said, in file order.
+    pub instance_file: Vec<(String, String)>,
 }
 
 /// The resolved resource attributes of this instance.
@@ -79,21 +122,67 @@ impl Identity {
         Identity { attributes }
     }
 
-    /// Reads the identity file at `path` and layers the host and environment on top.
+    /// Reads the identity file at `path` and layers the host and environment on top,
+    /// without the boot-time sources (instance file, cloud metadata); see
+    /// [`Identity::resolve_at_boot`] for everything.
     pub fn load(path: &Path, env: EnvLookup<'_>) -> anyhow::Result<Identity> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "reading identity file {} (set identity_file or EPITAPH_IDENTITY_FILE)",
-                path.display()
-            )
-        })?;
-        let file: IdentityFile = toml::from_str(&text)
-            .with_context(|| format!("parsing identity file {}", path.display()))?;
+        let file = IdentityFile::read(path)?;
         Ok(Identity::resolve(&file, env, &HostFacts::read()))
     }
 
-    /// The layering described in the module documentation.
+    /// Everything the agent knows at start, in the order of the module documentation:
+    /// the machine, the identity file, the cloud metadata service (at most
+    /// [`metadata::METADATA_BUDGET`] of waiting), the instance file, the environment.
+    ///
+    /// Errors are configuration errors (unreadable identity file, malformed
+    /// `metadata_endpoint`); a missing instance file or metadata service is not one.
+    pub async fn resolve_at_boot(config: &Config, env: EnvLookup<'_>) -> anyhow::Result<Identity> {
+        Identity::resolve_at_boot_on(config, env, HostFacts::read()).await
+    }
+
+    /// [`Identity::resolve_at_boot`] with the machine's facts given rather than read, so
+    /// tests can pose as any machine.
+    pub async fn resolve_at_boot_on(
+        config: &Config,
+        env: EnvLookup<'_>,
+        host: HostFacts,
+    ) -> anyhow::Result<Identity> {
+        let file = IdentityFile::read(&config.identity_file)?;
+        let settings = MetadataSettings::new(config.metadata, &config.metadata_endpoint)
+            .map_err(anyhow::Error::msg)
+            .context("invalid configuration")?;
+        let instance_file = instance_file::read(&config.instance_identity_file);
+        let cloud_metadata = metadata::discover(&settings, host.firmware_cloud).await;
+        let boot = BootFacts {
+            cloud_metadata,
+            instance_file,
+        };
+        let identity = Identity::resolve_with_boot_facts(&file, env, &host, &boot);
+        info!(
+            service = identity.get(keys::SERVICE_NAME).unwrap_or_default(),
+            image_version = identity.get(keys::IMAGE_VERSION).unwrap_or_default(),
+            host_id = identity.get(keys::HOST_ID).unwrap_or_default(),
+            host_name = identity.get(keys::HOST_NAME).unwrap_or_default(),
+            generation = identity.get(keys::GENERATION).unwrap_or_default(),
+            from_metadata = !boot.cloud_metadata.is_empty(),
+            from_instance_file = !boot.instance_file.is_empty(),
+            "identity resolved"
+        );
+        Ok(identity)
+    }
+
+    /// The machine, the identity file and the environment (no boot-time sources).
     pub fn resolve(file: &IdentityFile, env: EnvLookup<'_>, host: &HostFacts) -> Identity {
+        Identity::resolve_with_boot_facts(file, env, host, &BootFacts::default())
+    }
+
+    /// The whole layering described in the module documentation.
+    pub fn resolve_with_boot_facts(
+        file: &IdentityFile,
+        env: EnvLookup<'_>,
+        host: &HostFacts,
+        boot: &BootFacts,
+    ) -> Identity {
         let mut attributes = BTreeMap::new();
         if let Some(hostname) = &host.hostname {
             attributes.insert(keys::HOST_NAME.to_string(), hostname.clone());
@@ -111,6 +200,17 @@ impl Identity {
         if let Some(image_id) = &file.image_id {
             attributes.insert(keys::IMAGE_ID.to_string(), image_id.clone());
         }
+
+        for (key, value) in &boot.cloud_metadata {
+            // The baked image id is what the builder named the image; the cloud's (the AMI
+            // an EC2 instance booted from) only fills in where the builder could not know
+            // it — Packer, for one, makes the AMI after the build has run.
+            if key == keys::IMAGE_ID && file.image_id.is_some() {
+                continue;
+            }
+            attributes.insert(key.clone(), value.clone());
+        }
+        attributes.extend(boot.instance_file.iter().cloned());
 
         if let Some(raw) = env("OTEL_RESOURCE_ATTRIBUTES") {
             match parse_otel_resource_attributes(&raw) {
@@ -232,6 +332,7 @@ mod tests {
         HostFacts {
             hostname: Some("ip-10-0-0-1".into()),
             machine_id: Some("abcdef0123".into()),
+            firmware_cloud: None,
         }
     }
 
@@ -262,6 +363,43 @@ mod tests {
         assert_eq!(identity.get(keys::IMAGE_VERSION), Some("override"));
         assert_eq!(identity.get(keys::HOST_NAME), Some("i-123"));
         assert_eq!(identity.get(keys::SERVICE_NAME), Some("api"));
+    }
+
+    #[test]
+    fn boot_facts_sit_between_the_identity_file_and_the_environment() {
+        let boot = BootFacts {
+            cloud_metadata: BTreeMap::from([
+                (keys::HOST_ID.to_string(), "i-meta".to_string()),
+                (keys::REGION.to_string(), "us-east-1".to_string()),
+                (keys::GENERATION.to_string(), "from-tag".to_string()),
+                (keys::IMAGE_ID.to_string(), "ami-from-metadata".to_string()),
+            ]),
+            instance_file: vec![
+                (keys::GENERATION.to_string(), "from-file".to_string()),
+                (keys::HOST_NAME.to_string(), "from-file".to_string()),
+            ],
+        };
+        let identity = Identity::resolve_with_boot_facts(&baked(), &env_of(&[]), &host(), &boot);
+        // Metadata beats the machine and the baked file's cloud.region.
+        assert_eq!(identity.get(keys::HOST_ID), Some("i-meta"));
+        assert_eq!(identity.get(keys::REGION), Some("us-east-1"));
+        // The instance file beats the metadata.
+        assert_eq!(identity.get(keys::GENERATION), Some("from-file"));
+        assert_eq!(identity.get(keys::HOST_NAME), Some("from-file"));
+        assert_eq!(identity.get(keys::SERVICE_NAME), Some("web"));
+        // A baked image id stands; the cloud's only fills in a missing one.
+        assert_eq!(identity.get(keys::IMAGE_ID), Some("ami-0abc"));
+        let unnamed_image = IdentityFile {
+            image_id: None,
+            ..baked()
+        };
+        let identity =
+            Identity::resolve_with_boot_facts(&unnamed_image, &env_of(&[]), &host(), &boot);
+        assert_eq!(identity.get(keys::IMAGE_ID), Some("ami-from-metadata"));
+
+        let env = env_of(&[("OTEL_RESOURCE_ATTRIBUTES", "deployment.generation=from-env")]);
+        let identity = Identity::resolve_with_boot_facts(&baked(), &env, &host(), &boot);
+        assert_eq!(identity.get(keys::GENERATION), Some("from-env"));
     }
 
     #[test]

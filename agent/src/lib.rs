@@ -4,19 +4,23 @@
 //! The pipeline, one module per stage:
 //!
 //! ```text
-//!  sources/ (file tailer) ─▶ collector ─▶ spool (durable batch, sequence) ─▶ ship (OTLP export, retry)
-//!                                              ▲                                │ acks
-//!                                              └──────── state file ◀───────────┘
-//!  identity (resource attributes)      lifecycle (hello, heartbeat, goodbye)
+//!  sources/ (files, multiline) ─▶ collector (parse, batch) ─▶ spool (durable batch, sequence, size limit)
+//!                                                                  │ oldest first          ▲ acks
+//!                                                                  ▼                       │
+//!                                                             ship (OTLP export, retry) ───┘
+//!  identity (resource attributes)   lifecycle (hello, heartbeat, goodbye, loss reports)   stats
 //! ```
 //!
 //! - [`config`]: the TOML configuration, environment overrides.
 //! - [`identity`]: who this instance is (golden image, generation, host).
-//! - [`sources`]: where lines come from; [`collector`] turns them into batches.
-//! - [`spool`]: makes each batch durable before it is sent and commits it once acked —
-//!   the exactly-once design is documented there.
+//! - [`sources`]: where lines come from; [`parse`] turns them into fields;
+//!   [`collector`] turns them into batches.
+//! - [`spool`]: makes each batch durable before it is sent, keeps the spool within its
+//!   size limit, and commits each batch once acked — the exactly-once design is
+//!   documented there.
 //! - [`ship`]: exports with the OTLP retry rules; [`lifecycle`]: the server's view of
-//!   this instance's life.
+//!   this instance's life, and reports of records dropped from a full spool.
+//! - [`stats`]: the agent's own health counters.
 //!
 //! [`run`] wires them together and owns shutdown. A minimal embedding:
 //!
@@ -37,32 +41,39 @@ pub mod batch;
 pub mod collector;
 pub mod config;
 pub mod identity;
+pub mod install;
 pub mod lifecycle;
+pub mod parse;
 pub mod severity;
 pub mod ship;
 pub mod sources;
 pub mod spool;
+pub mod stats;
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::collector::Collector;
 use crate::config::Config;
 use crate::identity::Identity;
-use crate::lifecycle::{Lifecycle, hello_request, hello_then_heartbeat};
+use crate::lifecycle::{
+    Lifecycle, hello_request, hello_then_heartbeat, report_losses, report_pending_loss,
+};
 use crate::ship::{Shipper, authorization_value, connect_lazily};
 use crate::sources::Positions;
 use crate::sources::file::FileSource;
+use crate::sources::multiline::MultilineRule;
 use crate::spool::{
-    AckLedger, SequenceGate, SpoolWriter, State, StatePaths, load_or_create_agent_id,
-    lock_state_dir, recover, write_state,
+    Spool, SpoolWriter, State, StatePaths, load_or_create_agent_id, lock_state_dir, recover,
+    write_state,
 };
+use crate::stats::{AgentStats, StatsSnapshot};
 
 /// The goodbye's `reason`.
 pub const GOODBYE_REASON: &str = "shutdown";
@@ -70,6 +81,10 @@ pub const GOODBYE_REASON: &str = "shutdown";
 const GOODBYE_AFTER_DEADLINE: Duration = Duration::from_secs(2);
 /// The least time a goodbye gets, even when the flush used up the deadline.
 const GOODBYE_MINIMUM: Duration = Duration::from_secs(1);
+/// The spool's in-memory cache holds this many batches per allowed in-flight export:
+/// enough that a shipper keeping up never reads back from disk, and no more batches in
+/// memory than the bounded channel that used to stand here held.
+const CACHED_BATCHES_PER_INFLIGHT: usize = 1;
 
 /// What a run did, for the caller and for tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +100,11 @@ pub struct RunReport {
     pub deadline_hit: bool,
     /// The server's answer to the goodbye, if it answered.
     pub record_complete: Option<bool>,
+    /// Records dropped from a full spool whose loss the server has not acknowledged yet
+    /// (they are reported at the next start).
+    pub unreported_lost_records: u64,
+    /// The health counters at the end of the run.
+    pub stats: StatsSnapshot,
 }
 
 /// Runs the agent until `shutdown` completes, then drains, flushes and says goodbye
@@ -95,6 +115,17 @@ pub async fn run(
     identity: Identity,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<RunReport> {
+    run_with_stats(config, identity, Arc::default(), shutdown).await
+}
+
+/// [`run`], counting into `stats` (which the caller may read while the agent runs, to
+/// ship them as metrics).
+pub async fn run_with_stats(
+    config: Config,
+    identity: Identity,
+    stats: Arc<AgentStats>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<RunReport> {
     config.validate()?;
     let started = SystemTime::now();
     let paths = StatePaths::new(&config.state_dir);
@@ -102,13 +133,22 @@ pub async fn run(
     let _state_dir_lock = lock_state_dir(&paths)?;
     let agent_id = load_or_create_agent_id(&paths)?;
     let recovery = recover(&paths)?;
+    let resource = identity.to_resource();
+    let spool = Arc::new(Spool::open(
+        paths.clone(),
+        &recovery,
+        config.max_inflight_batches * CACHED_BATCHES_PER_INFLIGHT,
+        stats.clone(),
+    )?);
+    spool.complete_interrupted_drops(&resource)?;
 
     let start_existing_at_end = recovery.first_start && !config.read_from_beginning;
     let source = FileSource::open(
         config.files.clone(),
         &recovery.positions.files,
         start_existing_at_end,
-    );
+    )
+    .with_multiline(MultilineRule::from_config(&config)?);
     if recovery.first_start {
         // Record where the pre-existing files start being read, so that lines written
         // while a crashed first run was down are not skipped as "old" by the next one.
@@ -125,31 +165,22 @@ pub async fn run(
         agent_id = %agent_id,
         server = %config.server,
         files = source.tracked_count(),
-        spooled_batches = recovery.batches.len(),
+        spooled_batches = recovery.entries.len(),
         next_sequence = recovery.last_assigned_sequence + 1,
         "epitaph-agent started"
     );
 
     let authorization = authorization_value(config.bearer_token.as_deref())?;
     let channel = connect_lazily(&config.server)?;
-    let gate = Arc::new(SequenceGate::new(recovery.last_assigned_sequence));
-    let ledger = Arc::new(Mutex::new(AckLedger::new(recovery.last_acked_sequence)));
-    {
-        let mut ledger = ledger.lock().unwrap_or_else(PoisonError::into_inner);
-        for batch in &recovery.batches {
-            ledger.register(batch.sequence, batch.record_count, batch.positions.clone());
-        }
-    }
 
-    // Bounded: with `max_inflight_batches` exports running and as many batches waiting
-    // here, a slow server stops the collector and the spool stays small.
-    let (batch_sender, batch_receiver) = mpsc::channel(config.max_inflight_batches);
+    let (collector_done, collector_done_receiver) = watch::channel(false);
     let (stop_collector, collector_stop) = std::sync::mpsc::channel::<()>();
     let collector = Collector::new(
         source,
-        SpoolWriter::new(paths.clone(), gate.clone(), ledger.clone()),
-        identity.to_resource(),
-        batch_sender,
+        SpoolWriter::new(spool.clone(), config.spool, resource.clone()),
+        resource,
+        collector_done,
+        stats.clone(),
         &config,
     );
     let mut collector_task = tokio::task::spawn_blocking(move || collector.run(collector_stop));
@@ -157,7 +188,7 @@ pub async fn run(
     // Spawned before the shipper so that, when the server is up, the hello is the
     // first call it sees from this run (it is never waited for).
     let lifecycle = Lifecycle::new(channel.clone(), agent_id.clone(), authorization.clone());
-    let (stop_heartbeat, heartbeat_stop) = watch::channel(false);
+    let (stop_background, background_stop) = watch::channel(false);
     let hello = hello_request(
         &agent_id,
         &identity,
@@ -168,8 +199,13 @@ pub async fn run(
         lifecycle.clone(),
         hello,
         config.heartbeat_interval,
-        gate.clone(),
-        heartbeat_stop,
+        spool.clone(),
+        background_stop.clone(),
+    ));
+    let mut loss_task = tokio::spawn(report_losses(
+        lifecycle.clone(),
+        spool.clone(),
+        background_stop,
     ));
 
     let shipper = Shipper::new(
@@ -177,11 +213,10 @@ pub async fn run(
         agent_id.clone(),
         authorization,
         config.max_inflight_batches,
-        ledger.clone(),
-        paths.clone(),
+        spool.clone(),
     );
     let ship_report = shipper.report_handle();
-    let mut shipper_task = tokio::spawn(shipper.run(recovery.batches, batch_receiver));
+    let mut shipper_task = tokio::spawn(shipper.run(collector_done_receiver));
 
     let collector_finished_early = tokio::select! {
         _ = shutdown => false,
@@ -201,14 +236,14 @@ pub async fn run(
     }
     // From here no batch can be taken: whatever is in the spool now is what the
     // goodbye accounts for.
-    let gate_to_close = gate.clone();
-    let final_sequence = tokio::task::spawn_blocking(move || gate_to_close.close())
+    let gate_spool = spool.clone();
+    let final_sequence = tokio::task::spawn_blocking(move || gate_spool.gate.close())
         .await
         .context("closing the sequence gate")?;
     if deadline_hit {
         shipper_task.abort();
     }
-    let _ = stop_heartbeat.send(true);
+    let _ = stop_background.send(true);
     heartbeat_task.abort();
     if !collector_finished_early {
         // Returns at once after a clean flush; after the deadline the collector notices
@@ -219,25 +254,40 @@ pub async fn run(
             Err(_) => warn!("the collector is still busy; leaving it behind"),
         }
     }
+    let goodbye_timeout = || {
+        if deadline_hit {
+            GOODBYE_AFTER_DEADLINE
+        } else {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(GOODBYE_MINIMUM)
+        }
+    };
+    // The background reporter may be mid-call; give it a moment, then try once more
+    // here so that a loss is reported before the goodbye when the server is reachable.
+    if tokio::time::timeout(Duration::from_millis(200), &mut loss_task)
+        .await
+        .is_err()
+    {
+        loss_task.abort();
+    }
+    if spool.loss.has_pending()
+        && let Err(status) = report_pending_loss(&lifecycle, &spool, goodbye_timeout()).await
+    {
+        warn!(code = ?status.code(), detail = status.message(), "loss report failed; it is sent at the next start");
+    }
 
     let (unsent_records, unsent_batches) = {
-        let ledger = ledger.lock().unwrap_or_else(PoisonError::into_inner);
+        let ledger = spool.ledger();
         (ledger.unfinished_records(), ledger.unfinished_batches())
     };
     let ship = *ship_report.lock().unwrap_or_else(PoisonError::into_inner);
-    let goodbye_timeout = if deadline_hit {
-        GOODBYE_AFTER_DEADLINE
-    } else {
-        deadline
-            .saturating_duration_since(Instant::now())
-            .max(GOODBYE_MINIMUM)
-    };
     let record_complete = match lifecycle
         .goodbye(
             final_sequence,
             GOODBYE_REASON,
             unsent_records,
-            goodbye_timeout,
+            goodbye_timeout(),
         )
         .await
     {
@@ -269,6 +319,20 @@ pub async fn run(
             "all batches delivered"
         );
     }
+    let stats = stats.snapshot();
+    info!(
+        lines_read = stats.lines_read,
+        records_read = stats.records_read,
+        batches_spooled = stats.batches_spooled,
+        batches_acked = stats.batches_acked,
+        batches_rejected = stats.batches_rejected,
+        export_retries = stats.export_retries,
+        spool_bytes = stats.spool_bytes,
+        spool_batches = stats.spool_batches,
+        dropped_records = stats.dropped_records,
+        loss_reports_acked = stats.loss_reports_acked,
+        "agent statistics"
+    );
     Ok(RunReport {
         agent_id,
         final_sequence,
@@ -277,5 +341,7 @@ pub async fn run(
         unsent_records,
         deadline_hit,
         record_complete,
+        unreported_lost_records: spool.loss.unacknowledged_records(),
+        stats,
     })
 }

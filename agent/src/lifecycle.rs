@@ -8,6 +8,12 @@
 //!
 //! `Goodbye` is sent by the run loop after the final flush, with the last sequence this
 //! agent ever assigned, so the server can tell a complete record from a lost one.
+//!
+//! `ReportLoss` tells the server about records dropped from a full spool
+//! ([`crate::spool::loss`]). [`report_losses`] runs in the background and sends whatever
+//! the loss file holds, retrying with back-off until the server acknowledges it; the loss
+//! stays in the state directory until then, so a crash or a shutdown does not forget it
+//! (the next start reports it).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use epitaph_proto::lifecycle::lifecycle_client::LifecycleClient;
 use epitaph_proto::lifecycle::{
-    GoodbyeRequest, GoodbyeResponse, HeartbeatRequest, HelloRequest, HelloResponse,
+    GoodbyeRequest, GoodbyeResponse, HeartbeatRequest, HelloRequest, HelloResponse, LossReport,
 };
 use tokio::sync::watch;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -26,7 +32,8 @@ use tracing::{debug, info, warn};
 use crate::batch::unix_nanos;
 use crate::identity::Identity;
 use crate::ship::{authorized_request, backoff_with_full_jitter};
-use crate::spool::SequenceGate;
+use crate::spool::{LossRange, SPOOL_FULL_REASON, Spool};
+use crate::stats::AgentStats;
 
 /// A lifecycle client that carries the agent's id and bearer token.
 #[derive(Clone)]
@@ -97,6 +104,93 @@ impl Lifecycle {
     }
 }
 
+impl Lifecycle {
+    pub async fn report_loss(&self, loss: LossRange, timeout: Duration) -> Result<(), Status> {
+        let report = LossReport {
+            agent_id: self.agent_id.clone(),
+            records: loss.records,
+            first_observed_unix_nano: loss.first_observed_unix_nano,
+            last_observed_unix_nano: loss.last_observed_unix_nano,
+            reason: SPOOL_FULL_REASON.to_string(),
+        };
+        let request = self.request(report, timeout);
+        let mut client = self.client.clone();
+        match tokio::time::timeout(timeout, client.report_loss(request)).await {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(Status::deadline_exceeded("loss report timed out")),
+        }
+    }
+}
+
+/// Sends the loss the spool recorded, if any, once. Returns whether nothing is left to
+/// report (`Ok(true)`), or the server's refusal.
+pub async fn report_pending_loss(
+    lifecycle: &Lifecycle,
+    spool: &Arc<Spool>,
+    timeout: Duration,
+) -> Result<bool, Status> {
+    let loss_spool = spool.clone();
+    let pending = tokio::task::spawn_blocking(move || loss_spool.loss.begin_report())
+        .await
+        .map_err(|join_error| Status::internal(join_error.to_string()))?
+        .map_err(|io_error| Status::internal(format!("writing the loss file: {io_error}")))?;
+    let Some(loss) = pending else {
+        return Ok(true);
+    };
+    lifecycle.report_loss(loss, timeout).await?;
+    info!(
+        records = loss.records,
+        first_observed_unix_nano = loss.first_observed_unix_nano,
+        last_observed_unix_nano = loss.last_observed_unix_nano,
+        "loss report acknowledged by the server"
+    );
+    AgentStats::add(&spool.stats.loss_reports_acked, 1);
+    let loss_spool = spool.clone();
+    tokio::task::spawn_blocking(move || loss_spool.loss.report_acknowledged())
+        .await
+        .map_err(|join_error| Status::internal(join_error.to_string()))?
+        .map_err(|io_error| Status::internal(format!("writing the loss file: {io_error}")))?;
+    Ok(!spool.loss.has_pending())
+}
+
+/// Reports losses until `stop` turns true: waits for the spool to record one, sends it,
+/// retries with back-off until acknowledged.
+pub async fn report_losses(
+    lifecycle: Lifecycle,
+    spool: Arc<Spool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut failures: u32 = 0;
+    loop {
+        let delay = match report_pending_loss(&lifecycle, &spool, crate::ship::REQUEST_TIMEOUT)
+            .await
+        {
+            Ok(true) => {
+                failures = 0;
+                tokio::select! {
+                    _ = spool.loss.wakeup.notified() => continue,
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                }
+            }
+            Ok(false) => continue, // more was lost meanwhile
+            Err(status) => {
+                let delay = backoff_with_full_jitter(failures, rand::random::<f64>());
+                if failures.is_multiple_of(10) {
+                    warn!(code = ?status.code(), detail = status.message(), retry_in = ?delay, "loss report failed, retrying");
+                } else {
+                    debug!(code = ?status.code(), "loss report failed, retrying");
+                }
+                failures = failures.saturating_add(1);
+                delay
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
+}
+
 /// The hello message for this run.
 pub fn hello_request(
     agent_id: &str,
@@ -122,7 +216,7 @@ pub async fn hello_then_heartbeat(
     lifecycle: Lifecycle,
     hello: HelloRequest,
     configured_interval: Duration,
-    gate: Arc<SequenceGate>,
+    spool: Arc<Spool>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut failures: u32 = 0;
@@ -161,7 +255,7 @@ pub async fn hello_then_heartbeat(
             _ = ticker.tick() => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
-        match lifecycle.heartbeat(gate.last_assigned()).await {
+        match lifecycle.heartbeat(spool.gate.last_assigned()).await {
             Ok(stored_watermark) => debug!(stored_watermark, "heartbeat acknowledged"),
             Err(status) => {
                 warn!(code = ?status.code(), detail = status.message(), "heartbeat failed")

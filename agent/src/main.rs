@@ -1,7 +1,9 @@
-//! `epitaph-agent`: parse flags, set up logging, run until SIGTERM or SIGINT.
+//! `epitaph-agent`: parse flags, set up logging, run until SIGTERM or SIGINT — or, as
+//! `epitaph-agent install …`, put the agent into a golden image being built.
 //!
-//! Everything else lives in the library (`epitaph_agent::run`), so that tests can run
-//! the real agent loop in-process with their own shutdown trigger.
+//! Everything else lives in the library (`epitaph_agent::run`,
+//! `epitaph_agent::install::install`), so that tests can run the real agent loop
+//! in-process with their own shutdown trigger.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -9,17 +11,38 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use epitaph_agent::config::{Config, process_env};
 use epitaph_agent::identity::Identity;
+use epitaph_agent::install::{InstallOptions, install};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::error;
 use tracing_subscriber::EnvFilter;
 
 /// Tails this instance's logs and ships them to an Epitaph server.
 #[derive(Debug, Parser)]
-#[command(name = "epitaph-agent", version, about)]
-struct Flags {
+#[command(
+    name = "epitaph-agent",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install into a golden image being built: config, identity, systemd unit, enabled.
+    Install(InstallOptions),
+}
+
+/// The flags of the agent itself (no subcommand).
+#[derive(Debug, clap::Args)]
+struct RunFlags {
     /// The TOML configuration file (every field has a default).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -32,7 +55,7 @@ struct Flags {
 }
 
 fn main() -> ExitCode {
-    let flags = Flags::parse();
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -40,7 +63,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match run_agent(flags) {
+    let result = match cli.command {
+        Some(Command::Install(options)) => run_install(&options),
+        None => run_agent(cli.run),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             error!("{error:#}");
@@ -49,7 +76,26 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_agent(flags: Flags) -> anyhow::Result<()> {
+/// `epitaph-agent install`: what was written goes to stdout, what to fix to stderr.
+fn run_install(options: &InstallOptions) -> anyhow::Result<()> {
+    let report = install(options)?;
+    for path in &report.written {
+        println!("wrote {}", path.display());
+    }
+    for path in &report.removed {
+        println!("removed {}", path.display());
+    }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    println!(
+        "epitaph-agent installed under {} and enabled (epitaph-agent.service, multi-user.target)",
+        options.root.display()
+    );
+    Ok(())
+}
+
+fn run_agent(flags: RunFlags) -> anyhow::Result<()> {
     let mut config = Config::load(flags.config.as_deref(), &process_env)?;
     if let Some(server) = flags.server {
         config.server = server;
@@ -58,7 +104,6 @@ fn run_agent(flags: Flags) -> anyhow::Result<()> {
         config.state_dir = state_dir;
     }
     config.validate().context("invalid configuration")?;
-    let identity = Identity::load(&config.identity_file, &process_env)?;
 
     // Two workers: the agent shares its instance with the application it watches.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -79,6 +124,9 @@ fn run_agent(flags: Flags) -> anyhow::Result<()> {
                 _ = interrupt.recv() => {}
             }
         };
+        // Up to a second of waiting for a cloud metadata service; a signal meanwhile is
+        // kept by the handlers above and acted on as soon as the agent runs.
+        let identity = Identity::resolve_at_boot(&config, &process_env).await?;
         epitaph_agent::run(config, identity, shutdown).await
     });
     // A collector left blocked at the deadline must not hold the process open.

@@ -75,7 +75,7 @@ fn prefix(line: &str, max_bytes: usize) -> &str {
     &line[..end]
 }
 
-fn level_word(word: &str) -> Option<Severity> {
+pub(crate) fn level_word(word: &str) -> Option<Severity> {
     let severity = match word.to_ascii_lowercase().as_str() {
         "trace" | "trc" => Severity::Trace,
         "debug" | "dbg" => Severity::Debug,

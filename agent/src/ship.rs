@@ -1,9 +1,11 @@
 //! Sending spooled batches to the server over OTLP/gRPC, with the OTLP retry rules.
 //!
-//! The [`Shipper`] takes batches in sequence order (first those recovered from the spool,
-//! then new ones from the collector) and keeps at most `max_inflight_batches` exports in
-//! flight — a bounded set of tasks, so a slow server pushes back on the collector through
-//! the bounded channel instead of growing memory. Each export retries until it is acked:
+//! The [`Shipper`] takes batches from the spool oldest first (the [`AckLedger`] says
+//! which is next) and keeps at most `max_inflight_batches` exports in flight — a bounded
+//! set of tasks. A batch's request comes from the spool's small in-memory cache when the
+//! collector has just taken it, else it is read back from its spool file (and its
+//! checksum verified): while the server is away, batches accumulate on disk, not in
+//! memory, and are sent in order when it returns. Each export retries until it is acked:
 //!
 //! - retryable: `CANCELLED`, `DEADLINE_EXCEEDED`, `ABORTED`, `OUT_OF_RANGE`,
 //!   `UNAVAILABLE`, `DATA_LOSS`, and `RESOURCE_EXHAUSTED` only when the server attached a
@@ -14,19 +16,21 @@
 //! - a `partial_success` with rejected records is a success that is logged, never
 //!   retried (the spec forbids it: the server already kept the rest);
 //! - any other error (`INVALID_ARGUMENT`, `UNAUTHENTICATED`, ...) drops the batch with an
-//!   error log, so one poisoned batch cannot wedge the agent forever.
+//!   error log, so one poisoned batch cannot wedge the agent forever; so does a spool
+//!   file that can no longer be read (the server then sees the gap).
 //!
 //! Acked and dropped batches are reported to the [`AckLedger`]; whenever its contiguous
-//! prefix grows, the state file is rewritten and the finished spool files deleted.
+//! prefix grows, the state file is rewritten and the finished spool files deleted. The
+//! shipper ends once the collector has stopped and no batch is left to send.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use epitaph_proto::BATCH_HEADER;
+use epitaph_proto::collector::logs::v1::ExportLogsServiceRequest;
 use epitaph_proto::collector::logs::v1::logs_service_client::LogsServiceClient;
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -35,7 +39,11 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 use tracing::{debug, error, info, warn};
 
-use crate::spool::{AckLedger, Commit, SpooledBatch, StatePaths, apply_commit};
+use crate::spool::{Commit, Spool, apply_commit, read_batch_request};
+use crate::stats::AgentStats;
+
+#[cfg(doc)]
+use crate::spool::AckLedger;
 
 /// Every export and lifecycle call gives up after this long (and is then retried).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -128,6 +136,8 @@ pub enum ExportOutcome {
     AckedWithRejections(i64),
     /// A non-retryable error: the batch is given up.
     Dropped,
+    /// Its spool file could not be read back: the batch is lost.
+    Unreadable,
 }
 
 /// Counters for the end-of-run report.
@@ -144,8 +154,7 @@ pub struct Shipper {
     agent_id: String,
     authorization: Option<MetadataValue<Ascii>>,
     max_inflight: usize,
-    ledger: Arc<Mutex<AckLedger>>,
-    paths: StatePaths,
+    spool: Arc<Spool>,
     report: Arc<Mutex<ShipReport>>,
     /// A commit whose state write failed; retried with the next one.
     failed_commit: Option<Commit>,
@@ -157,8 +166,7 @@ impl Shipper {
         agent_id: String,
         authorization: Option<MetadataValue<Ascii>>,
         max_inflight: usize,
-        ledger: Arc<Mutex<AckLedger>>,
-        paths: StatePaths,
+        spool: Arc<Spool>,
     ) -> Shipper {
         let client = LogsServiceClient::new(channel)
             .send_compressed(CompressionEncoding::Zstd)
@@ -169,8 +177,7 @@ impl Shipper {
             agent_id,
             authorization,
             max_inflight,
-            ledger,
-            paths,
+            spool,
             report: Arc::new(Mutex::new(ShipReport::default())),
             failed_commit: None,
         }
@@ -181,27 +188,22 @@ impl Shipper {
         self.report.clone()
     }
 
-    /// Ships `recovered` batches, then everything from `input` until it closes and every
-    /// export has finished.
-    pub async fn run(
-        mut self,
-        recovered: Vec<SpooledBatch>,
-        mut input: mpsc::Receiver<SpooledBatch>,
-    ) -> ShipReport {
-        let mut queue: VecDeque<SpooledBatch> = recovered.into();
-        let mut input_open = true;
+    /// Ships spooled batches until `collector_done` turns true (or its sender goes away)
+    /// and every batch has been sent.
+    pub async fn run(mut self, mut collector_done: watch::Receiver<bool>) -> ShipReport {
+        let spool = self.spool.clone();
+        let mut collector_running = !*collector_done.borrow();
         let mut inflight: JoinSet<(u64, ExportOutcome)> = JoinSet::new();
         loop {
             // Bounded concurrency: a new export starts only when a slot is free.
             while inflight.len() < self.max_inflight
-                && let Some(batch) = queue.pop_front()
+                && let Some(sequence) = spool.ledger().next_to_send()
             {
-                self.start_export(&mut inflight, batch);
+                self.start_export(&mut inflight, sequence);
             }
-            if !input_open && queue.is_empty() && inflight.is_empty() {
+            if !collector_running && inflight.is_empty() && !spool.ledger().has_unsent() {
                 break;
             }
-            let slot_free = inflight.len() < self.max_inflight;
             tokio::select! {
                 biased;
                 Some(joined) = inflight.join_next(), if !inflight.is_empty() => match joined {
@@ -210,44 +212,62 @@ impl Shipper {
                     // and is resent at the next start.
                     Err(join_error) => error!(%join_error, "export task failed"),
                 },
-                received = input.recv(), if input_open && slot_free => match received {
-                    Some(batch) => queue.push_back(batch),
-                    None => input_open = false,
-                },
+                _ = spool.wakeup.notified() => {}
+                changed = collector_done.changed(), if collector_running => {
+                    collector_running = changed.is_ok() && !*collector_done.borrow();
+                }
             }
         }
         self.retry_failed_commit().await;
         *self.report.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn start_export(&self, inflight: &mut JoinSet<(u64, ExportOutcome)>, batch: SpooledBatch) {
+    fn start_export(&self, inflight: &mut JoinSet<(u64, ExportOutcome)>, sequence: u64) {
         let client = self.client.clone();
-        let batch_id = format!("{}/{}", self.agent_id, batch.sequence);
+        let batch_id = format!("{}/{}", self.agent_id, sequence);
         let authorization = self.authorization.clone();
+        let spool = self.spool.clone();
         inflight.spawn(async move {
-            let outcome =
-                export_with_retry(client, &batch, &batch_id, authorization.as_ref()).await;
-            (batch.sequence, outcome)
+            let request = match load_request(&spool, sequence).await {
+                Ok(request) => request,
+                Err(reason) => {
+                    error!(batch = %batch_id, %reason, "a spooled batch cannot be read back; its records are lost");
+                    return (sequence, ExportOutcome::Unreadable);
+                }
+            };
+            let outcome = export_with_retry(
+                client,
+                &request,
+                &batch_id,
+                authorization.as_ref(),
+                &spool.stats,
+            )
+            .await;
+            (sequence, outcome)
         });
     }
 
     async fn on_finished(&mut self, sequence: u64, outcome: ExportOutcome) {
         {
             let mut report = self.report.lock().unwrap_or_else(PoisonError::into_inner);
+            let stats = &self.spool.stats;
             match outcome {
-                ExportOutcome::Acked => report.acked_batches += 1,
+                ExportOutcome::Acked => {
+                    report.acked_batches += 1;
+                    AgentStats::add(&stats.batches_acked, 1);
+                }
                 ExportOutcome::AckedWithRejections(rejected) => {
                     report.acked_batches += 1;
                     report.rejected_records += rejected.max(0) as u64;
+                    AgentStats::add(&stats.batches_acked, 1);
                 }
-                ExportOutcome::Dropped => report.dropped_batches += 1,
+                ExportOutcome::Dropped | ExportOutcome::Unreadable => {
+                    report.dropped_batches += 1;
+                    AgentStats::add(&stats.batches_rejected, 1);
+                }
             }
         }
-        let commit = self
-            .ledger
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .finish(sequence);
+        let commit = self.spool.ledger().finish(sequence);
         if let Some(mut commit) = commit {
             if let Some(older) = self.failed_commit.take() {
                 commit.absorb(older);
@@ -263,7 +283,7 @@ impl Shipper {
     }
 
     async fn write_commit(&mut self, commit: Commit) {
-        let paths = self.paths.clone();
+        let paths = self.spool.paths.clone();
         let written = tokio::task::spawn_blocking(move || {
             let result = apply_commit(&paths, &commit);
             (result, commit)
@@ -282,24 +302,40 @@ impl Shipper {
     }
 }
 
+/// A batch's request: from the cache if the collector just took it, else from disk.
+async fn load_request(
+    spool: &Arc<Spool>,
+    sequence: u64,
+) -> Result<Arc<ExportLogsServiceRequest>, String> {
+    if let Some(request) = spool.cache.take(sequence) {
+        return Ok(request);
+    }
+    let path = spool.paths.batch_file(sequence);
+    tokio::task::spawn_blocking(move || read_batch_request(&path, sequence))
+        .await
+        .map_err(|join_error| join_error.to_string())?
+        .map(Arc::new)
+}
+
 /// Sends one batch until it is acked or given up.
 async fn export_with_retry(
     mut client: LogsServiceClient<Channel>,
-    batch: &SpooledBatch,
+    request: &ExportLogsServiceRequest,
     batch_id: &str,
     authorization: Option<&MetadataValue<Ascii>>,
+    stats: &AgentStats,
 ) -> ExportOutcome {
     // The id is `<uuid>/<digits>`, always a valid header value.
     let batch_header: MetadataValue<Ascii> =
         MetadataValue::try_from(batch_id).expect("batch id is ASCII");
     let mut failures: u32 = 0;
     loop {
-        let mut request = authorized_request((*batch.request).clone(), authorization);
-        request
+        let mut attempt = authorized_request(request.clone(), authorization);
+        attempt
             .metadata_mut()
             .insert(BATCH_HEADER, batch_header.clone());
-        request.set_timeout(REQUEST_TIMEOUT);
-        let status = match client.export(request).await {
+        attempt.set_timeout(REQUEST_TIMEOUT);
+        let status = match client.export(attempt).await {
             Ok(response) => {
                 if failures > 0 {
                     info!(batch = %batch_id, attempts = failures + 1, "batch delivered after retries");
@@ -326,6 +362,7 @@ async fn export_with_retry(
                     debug!(batch = %batch_id, code = ?status.code(), retry_in = ?delay, "export failed, retrying");
                 }
                 failures = failures.saturating_add(1);
+                AgentStats::add(&stats.export_retries, 1);
                 tokio::time::sleep(delay).await;
             }
             RetryDecision::GiveUp => {
@@ -333,7 +370,7 @@ async fn export_with_retry(
                     batch = %batch_id,
                     code = ?status.code(),
                     detail = status.message(),
-                    records = batch.record_count,
+                    records = crate::batch::record_count(request),
                     "export rejected with a non-retryable error, dropping the batch"
                 );
                 return ExportOutcome::Dropped;

@@ -40,6 +40,8 @@ mod fields;
 mod lexer;
 mod parser;
 
+pub mod engine;
+
 pub use ast::{
     AggregateFunction, Aggregation, Bound, Column, CompareOp, Filter, Query, SortKey, SortOrder,
     Spanned, Stage, TimePoint, TypedValue, Value, VersionAlias, WildcardPart, WildcardPattern,

@@ -148,10 +148,11 @@ pub async fn discover(
 ) -> BTreeMap<String, String> {
     let clouds = settings.clouds_to_probe(firmware_cloud);
     if clouds.is_empty() {
-        debug!(
-            mode = ?settings.mode,
-            "no cloud metadata service to ask (the firmware names no known cloud)"
-        );
+        if settings.mode == MetadataMode::Auto {
+            info!(
+                "cloud metadata not asked: the firmware names no known cloud (set metadata = \"ec2\" or \"gcp\" to ask anyway)"
+            );
+        }
         return BTreeMap::new();
     }
     let started = Instant::now();
@@ -160,16 +161,16 @@ pub async fn discover(
     // Concurrent, so that in `auto` mode the cloud that is absent costs no extra time.
     let (ec2_answer, gcp_answer) = tokio::join!(
         async {
-            match wants(Cloud::Ec2) {
-                true => Some(ec2::probe(&settings.endpoint, deadline).await),
-                false => None,
+            if !wants(Cloud::Ec2) {
+                return None;
             }
+            Some(ec2::probe(&settings.endpoint, deadline).await)
         },
         async {
-            match wants(Cloud::Gcp) {
-                true => Some(gcp::probe(&settings.endpoint, deadline).await),
-                false => None,
+            if !wants(Cloud::Gcp) {
+                return None;
             }
+            Some(gcp::probe(&settings.endpoint, deadline).await)
         },
     );
 
@@ -178,11 +179,9 @@ pub async fn discover(
     for (cloud, answer) in [(Cloud::Ec2, ec2_answer), (Cloud::Gcp, gcp_answer)] {
         match answer {
             None => {}
-            Some(Ok(attributes)) => {
-                if found.is_none() {
-                    found = Some((cloud, attributes));
-                }
-            }
+            // EC2 first when both answer, which only a test's fake endpoint can make happen.
+            Some(Ok(attributes)) if found.is_none() => found = Some((cloud, attributes)),
+            Some(Ok(_)) => {}
             Some(Err(reason)) if explicit => warn!(
                 cloud = cloud.name(),
                 endpoint = %settings.endpoint,
@@ -272,16 +271,14 @@ mod tests {
 
     #[test]
     fn auto_asks_only_the_cloud_the_firmware_names_at_the_default_endpoint() {
-        let settings = MetadataSettings::new(MetadataMode::Auto, DEFAULT_METADATA_ENDPOINT).unwrap();
+        let settings =
+            MetadataSettings::new(MetadataMode::Auto, DEFAULT_METADATA_ENDPOINT).unwrap();
         assert!(settings.endpoint_is_default);
         assert_eq!(settings.clouds_to_probe(None), vec![]);
         assert_eq!(settings.clouds_to_probe(Some(Cloud::Gcp)), vec![Cloud::Gcp]);
 
         let settings = MetadataSettings::new(MetadataMode::Auto, "http://127.0.0.1:9").unwrap();
-        assert_eq!(
-            settings.clouds_to_probe(None),
-            vec![Cloud::Ec2, Cloud::Gcp]
-        );
+        assert_eq!(settings.clouds_to_probe(None), vec![Cloud::Ec2, Cloud::Gcp]);
 
         let settings = MetadataSettings::new(MetadataMode::Ec2, DEFAULT_METADATA_ENDPOINT).unwrap();
         assert_eq!(settings.clouds_to_probe(None), vec![Cloud::Ec2]);

@@ -9,8 +9,12 @@
 //! [`Positions`] is the durable form of every source's read mark. It is one struct with
 //! one field per kind of source so that later sources (journald's cursor, say) add a
 //! field with `#[serde(default)]` and old spool files and state files stay readable.
+//!
+//! - [`mod@file`]: tailing files by glob, through rotation, truncation and symlinks;
+//! - [`multiline`]: joining the lines of one event (a stack trace) into one record.
 
 pub mod file;
+pub mod multiline;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,8 +1,11 @@
 //! The HTTP JSON API (axum), versioned under `/api/v1/`.
 //!
 //! Every handler answers JSON; bad parameters get a 400 whose `error` says which
-//! parameter is wrong and why. Searches run on the blocking pool, so a slow query never
-//! stalls the runtime that serves ingest.
+//! parameter is wrong and why. A bad query (`q`) also gets `position`, the byte range of
+//! `q` the error is about, and `expected`, what would have been accepted there:
+//! `{"error": "at 8: ...", "position": {"start": 8, "end": 12}, "expected": [...]}`.
+//! Searches run on the blocking pool, so a slow query never stalls the runtime that
+//! serves ingest.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +50,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
 
 pub enum ApiError {
     BadRequest(String),
+    /// A query that cannot be parsed or run: the 400 also carries where in `q`.
+    BadQuery(epitaph_query::QueryError),
     NotFound(String),
     Unavailable(String),
     Internal(String),
@@ -55,6 +60,14 @@ pub enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
+            ApiError::BadQuery(error) => {
+                let body = json!({
+                    "error": error.to_string(),
+                    "position": { "start": error.span.start, "end": error.span.end },
+                    "expected": error.expected,
+                });
+                return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+            }
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
@@ -68,6 +81,7 @@ impl From<SearchError> for ApiError {
     fn from(error: SearchError) -> Self {
         match error {
             SearchError::BadRequest(m) => ApiError::BadRequest(m),
+            SearchError::Query(error) => ApiError::BadQuery(error),
             SearchError::Internal(m) => ApiError::Internal(m),
         }
     }

@@ -3,23 +3,34 @@
 //! Hits are ordered by (timestamp, row) descending. The row id is unique and follows
 //! ingest order, so the order is total and a cursor — the (timestamp, row) of the last hit
 //! returned — resumes exactly after it, even among lines with equal timestamps and while
-//! new data arrives. Splits whose time range cannot match are skipped without being
-//! searched.
+//! new data arrives. Splits whose time range cannot match, or whose services, versions,
+//! generations or instances cannot (by the filter's required identity, see
+//! `epitaph_query::engine::required_identity`), are skipped without being searched.
+//!
+//! `q` is the query language's filter (`epitaph_query`), compiled by its engine;
+//! `version:latest` / `version:previous` resolve against the same snapshot of splits the
+//! search runs over.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use base64::Engine as _;
+use epitaph_query::engine::{
+    EngineContext, RequiredIdentity, RequiredTimeRange, VersionResolver, compile_filter,
+    required_identity, required_time_range,
+};
+use epitaph_query::{QueryError, VersionAlias};
 use serde::Serialize;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
-use tantivy::query::{AllQuery, Query, QueryParser};
-use tantivy::schema::{OwnedValue, Value};
-use tantivy::tokenizer::TokenizerManager;
+use tantivy::query::Query;
+use tantivy::schema::{OwnedValue, Schema, Value};
 use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument};
 
 use super::catalog::SplitCatalog;
+use super::indexer::now_nanos;
 use super::schema::{IDENTITY_FIELDS, LogSchema};
+use super::split::SplitMetadata;
 
 pub const MAX_LIMIT: usize = 10_000;
 
@@ -69,6 +80,9 @@ pub struct SearchResponse {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
+    /// The query cannot be parsed or cannot run; the error points into it.
+    #[error("{0}")]
+    Query(QueryError),
     #[error("{0}")]
     BadRequest(String),
     #[error("search failed: {0}")]
@@ -81,31 +95,109 @@ impl From<tantivy::TantivyError> for SearchError {
     }
 }
 
-/// Parses queries in tantivy's syntax over the log schema: bare words search the body,
-/// several words must all match, and an empty query or `*` matches everything.
+/// Turns `q` into a tantivy query with the query language's engine, and tells which
+/// splits the filter rules out.
 pub struct LogQueryParser {
-    parser: QueryParser,
+    schema: Schema,
+}
+
+/// A search filter ready to run: the tantivy query and the identity values a matching
+/// line must have (for split pruning).
+pub struct CompiledFilter {
+    pub query: Box<dyn Query>,
+    pub required: RequiredIdentity,
+    /// The time range a matching line must be in, from `timestamp` filters.
+    pub time: RequiredTimeRange,
 }
 
 impl LogQueryParser {
     pub fn new(schema: &LogSchema) -> LogQueryParser {
-        let mut parser = QueryParser::new(
-            schema.schema(),
-            schema.default_search_fields(),
-            TokenizerManager::default(),
-        );
-        parser.set_conjunction_by_default();
-        LogQueryParser { parser }
+        LogQueryParser {
+            schema: schema.schema(),
+        }
     }
 
-    pub fn parse(&self, query: &str) -> Result<Box<dyn Query>, SearchError> {
-        let trimmed = query.trim();
-        if trimmed.is_empty() || trimmed == "*" {
-            return Ok(Box::new(AllQuery));
+    /// Parses and compiles a filter. Pipe stages are rejected: they belong to
+    /// `/api/v1/aggregate`.
+    pub fn parse(
+        &self,
+        text: &str,
+        versions: &dyn VersionResolver,
+        now_nanos: i64,
+    ) -> Result<CompiledFilter, SearchError> {
+        let parsed = epitaph_query::parse(text).map_err(SearchError::Query)?;
+        if let Some(first_stage) = parsed.stages.first() {
+            return Err(SearchError::Query(QueryError {
+                span: first_stage.span().clone(),
+                message: format!(
+                    "/api/v1/search takes a filter only; `{}` and the other pipe stages are answered by /api/v1/aggregate",
+                    first_stage.keyword()
+                ),
+                expected: Vec::new(),
+            }));
         }
-        self.parser
-            .parse_query(trimmed)
-            .map_err(|e| SearchError::BadRequest(format!("query `{trimmed}` is not valid: {e}")))
+        let context = EngineContext {
+            schema: &self.schema,
+            versions,
+            now_nanos,
+        };
+        let query = compile_filter(&parsed.filter, &context).map_err(SearchError::Query)?;
+        Ok(CompiledFilter {
+            query,
+            required: required_identity(&parsed.filter),
+            time: required_time_range(&parsed.filter, now_nanos),
+        })
+    }
+}
+
+/// `version:latest` / `version:previous` over the splits of one search: a version's
+/// first seen is the earliest timestamp of its lines in any split.
+pub struct SplitVersions {
+    /// service → version → first seen (nanoseconds).
+    first_seen: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+impl SplitVersions {
+    pub fn from_splits<'a>(splits: impl IntoIterator<Item = &'a SplitMetadata>) -> SplitVersions {
+        let mut first_seen: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        for metadata in splits {
+            for (service, version, seen) in metadata.first_seen() {
+                let versions = first_seen.entry(service.to_string()).or_default();
+                let earliest = versions.entry(version.to_string()).or_insert(seen);
+                *earliest = (*earliest).min(seen);
+            }
+        }
+        SplitVersions { first_seen }
+    }
+}
+
+impl VersionResolver for SplitVersions {
+    fn resolve(
+        &self,
+        alias: VersionAlias,
+        services: Option<&BTreeSet<String>>,
+    ) -> Vec<(String, String)> {
+        let position = match alias {
+            VersionAlias::Latest => 0,
+            VersionAlias::Previous => 1,
+        };
+        let mut pairs = Vec::new();
+        for (service, versions) in &self.first_seen {
+            if services.is_some_and(|wanted| !wanted.contains(service)) {
+                continue;
+            }
+            // Newest first; equal first-seen times are ordered by name so the answer
+            // does not depend on map order.
+            let mut by_age: Vec<(&i64, &String)> = versions
+                .iter()
+                .map(|(version, seen)| (seen, version))
+                .collect();
+            by_age.sort_unstable_by(|a, b| b.cmp(a));
+            if let Some((_, version)) = by_age.get(position) {
+                pairs.push((service.clone(), (*version).clone()));
+            }
+        }
+        pairs
     }
 }
 
@@ -120,7 +212,9 @@ pub fn search(
             "limit must be between 1 and {MAX_LIMIT}"
         )));
     }
-    let query = parser.parse(&request.query)?;
+    let splits = catalog.snapshot();
+    let versions = SplitVersions::from_splits(splits.iter().map(|split| &split.metadata));
+    let filter = parser.parse(&request.query, &versions, now_nanos())?;
     let collector = NewestFirst {
         limit: request.limit,
         start_nanos: request.start_nanos,
@@ -131,19 +225,31 @@ pub fn search(
         (Some(end), Some(cursor)) => Some(end.min(cursor.timestamp_nanos)),
         (end, cursor) => end.or(cursor.map(|c| c.timestamp_nanos)),
     };
+    // The filter's own `timestamp` bounds prune splits too (the query applies them to
+    // lines; here they only rule splits out).
+    let prune_start = later(request.start_nanos, filter.time.start_nanos);
+    let prune_end = earlier(end_bound, filter.time.end_nanos);
     let mut splits_searched = 0;
     let mut splits_skipped = 0;
     // (key, searcher position, address) of the best hits over every split so far.
     let mut best: Vec<(Cursor, usize, DocAddress)> = Vec::new();
     let mut searchers = Vec::new();
-    for split in catalog.snapshot() {
-        if !split.metadata.overlaps(request.start_nanos, end_bound) {
+    for split in splits {
+        let metadata = &split.metadata;
+        let may_match = metadata.overlaps(prune_start, prune_end)
+            && filter.required.may_match(
+                &metadata.services,
+                &metadata.versions,
+                &metadata.generations,
+                &metadata.instances,
+            );
+        if !may_match {
             splits_skipped += 1;
             continue;
         }
         splits_searched += 1;
         let searcher = split.reader.searcher();
-        for (key, address) in searcher.search(query.as_ref(), &collector)? {
+        for (key, address) in searcher.search(filter.query.as_ref(), &collector)? {
             best.push((key, searchers.len(), address));
         }
         searchers.push(searcher);
@@ -163,6 +269,20 @@ pub fn search(
         splits_searched,
         splits_skipped,
     })
+}
+
+fn later(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn earlier(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// A stored document as the API shows it: every identity field present, even if empty.
@@ -320,5 +440,65 @@ mod tests {
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
         assert!(Cursor::decode("not-a-cursor!").is_err());
         assert!(Cursor::decode("").is_err());
+    }
+
+    fn split(pairs: &[(&str, &str, i64)]) -> SplitMetadata {
+        let mut metadata = SplitMetadata::default();
+        for (service, version, seen) in pairs {
+            metadata
+                .version_first_seen
+                .entry(service.to_string())
+                .or_default()
+                .insert(version.to_string(), *seen);
+        }
+        metadata
+    }
+
+    #[test]
+    fn latest_and_previous_are_by_first_seen_over_all_splits() {
+        let splits = [
+            split(&[("web", "b", 20), ("api", "x", 5)]),
+            // `a` was first seen in an older split than `b`, though it is seen again later.
+            split(&[("web", "a", 10), ("web", "b", 30)]),
+            split(&[("web", "a", 40), ("web", "c", 50)]),
+        ];
+        let versions = SplitVersions::from_splits(&splits);
+        assert_eq!(
+            versions.resolve(VersionAlias::Latest, None),
+            [
+                ("api".to_string(), "x".to_string()),
+                ("web".into(), "c".into())
+            ]
+        );
+        let only_web = BTreeSet::from(["web".to_string()]);
+        assert_eq!(
+            versions.resolve(VersionAlias::Previous, Some(&only_web)),
+            [("web".to_string(), "b".to_string())]
+        );
+        // `api` has no second version.
+        let only_api = BTreeSet::from(["api".to_string()]);
+        assert!(
+            versions
+                .resolve(VersionAlias::Previous, Some(&only_api))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn splits_written_before_first_seen_existed_still_answer_when_unambiguous() {
+        let legacy = r#"{"split_id":"s","created_at_nanos":0,"sealed_at_nanos":null,
+            "last_lsn":0,"num_docs":2,"raw_bytes":0,"min_timestamp_nanos":7,
+            "max_timestamp_nanos":9,"disk_bytes":0,"services":["web"],
+            "versions":["1","2"],"generations":[""],"instances":[""]}"#;
+        let metadata: SplitMetadata = serde_json::from_str(legacy).unwrap();
+        assert!(metadata.version_first_seen.is_empty());
+        assert_eq!(metadata.first_seen(), [("web", "1", 7), ("web", "2", 7)]);
+        let ambiguous = SplitMetadata {
+            services: BTreeSet::from(["a".to_string(), "b".to_string()]),
+            versions: BTreeSet::from(["1".to_string(), "2".to_string()]),
+            min_timestamp_nanos: Some(1),
+            ..Default::default()
+        };
+        assert!(ambiguous.first_seen().is_empty());
     }
 }

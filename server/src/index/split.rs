@@ -12,7 +12,7 @@
 //! query skips every split that cannot match without opening it. Nothing in it depends on
 //! the local disk's layout, so splits can later move to object storage as they are.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -41,6 +41,12 @@ pub struct SplitMetadata {
     pub versions: BTreeSet<String>,
     pub generations: BTreeSet<String>,
     pub instances: BTreeSet<String>,
+    /// Per service, per image version: the earliest timestamp of its lines in this
+    /// split. The server takes the minimum over all splits as a version's "first seen",
+    /// which is what `version:latest` / `version:previous` order by. Splits written
+    /// before this field existed read it as empty (see [`SplitMetadata::first_seen`]).
+    #[serde(default)]
+    pub version_first_seen: BTreeMap<String, BTreeMap<String, i64>>,
 }
 
 impl SplitMetadata {
@@ -64,6 +70,50 @@ impl SplitMetadata {
         insert_if_new(&mut self.versions, identity.get("version"));
         insert_if_new(&mut self.generations, identity.get("generation"));
         insert_if_new(&mut self.instances, identity.get("instance"));
+        // Look up before inserting: this runs per document, and the keys are allocated
+        // only the first time a (service, version) shows up in the split.
+        let service = identity.get("service");
+        let version = identity.get("version");
+        let versions = match self.version_first_seen.get_mut(service) {
+            Some(versions) => versions,
+            None => self
+                .version_first_seen
+                .entry(service.to_string())
+                .or_default(),
+        };
+        match versions.get_mut(version) {
+            Some(first_seen) => *first_seen = (*first_seen).min(timestamp_nanos),
+            None => {
+                versions.insert(version.to_string(), timestamp_nanos);
+            }
+        }
+    }
+
+    /// `(service, version, earliest timestamp in this split)` for every pair the split
+    /// holds. Splits from before `version_first_seen` existed only know which services
+    /// and versions they hold, not which go together: they answer when that is
+    /// unambiguous (one service or one version), with the split's earliest timestamp.
+    pub fn first_seen(&self) -> Vec<(&str, &str, i64)> {
+        let mut pairs = Vec::new();
+        if !self.version_first_seen.is_empty() {
+            for (service, versions) in &self.version_first_seen {
+                for (version, first_seen) in versions {
+                    pairs.push((service.as_str(), version.as_str(), *first_seen));
+                }
+            }
+            return pairs;
+        }
+        let Some(min_timestamp) = self.min_timestamp_nanos else {
+            return pairs;
+        };
+        if self.services.len() == 1 || self.versions.len() == 1 {
+            for service in &self.services {
+                for version in &self.versions {
+                    pairs.push((service.as_str(), version.as_str(), min_timestamp));
+                }
+            }
+        }
+        pairs
     }
 
     /// Whether any document of the split may fall in `[start, end]` (nanoseconds).

@@ -69,7 +69,7 @@ impl fmt::Display for Endpoint {
 }
 
 /// Splits `host`, `host:port`, `[v6]` or `[v6]:port`; `None` when malformed.
-fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
+pub(crate) fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
     if let Some(rest) = authority.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
         if host.is_empty() {
@@ -281,7 +281,10 @@ mod tests {
     #[test]
     fn endpoint_accepts_host_and_port_forms() {
         let endpoint = Endpoint::parse("http://169.254.169.254").unwrap();
-        assert_eq!((endpoint.host.as_str(), endpoint.port), ("169.254.169.254", 80));
+        assert_eq!(
+            (endpoint.host.as_str(), endpoint.port),
+            ("169.254.169.254", 80)
+        );
         assert_eq!(endpoint.host_header(), "169.254.169.254");
         let endpoint = Endpoint::parse("http://127.0.0.1:8080/").unwrap();
         assert_eq!((endpoint.host.as_str(), endpoint.port), ("127.0.0.1", 8080));
@@ -337,6 +340,8 @@ mod tests {
             parse_response(b"HTTP/1.1 200 OK\r\nContent-"),
             Err(RequestError::Malformed(_))
         ));
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err());
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err()
+        );
     }
 }
