@@ -8,11 +8,15 @@
 //!   | stats count(), p99(attrs.duration_ms) as p99 by version, generation
 //! ```
 //!
-//! This crate is the language only: [`parse`] turns text into a [`Query`] tree that
-//! carries everything the engine needs to build tantivy queries and aggregation requests
-//! (resolved [`FieldRef`]s, typed values, wildcard and regex patterns, aggregation
-//! functions, durations) plus byte spans for error messages. It does no I/O and depends on
-//! no index; the field table ([`FIELDS`]) is what the server's schema agrees with.
+//! The language: [`parse`] turns text into a [`Query`] tree that carries everything the
+//! engine needs to build tantivy queries and aggregation requests (resolved
+//! [`FieldRef`]s, typed values, wildcard and regex patterns, aggregation functions,
+//! durations) plus byte spans for error messages. Parsing does no I/O and depends on no
+//! index; the field table ([`FIELDS`]) is what the server's schema agrees with.
+//!
+//! The engine ([`engine`]): compiles a filter into a tantivy query over any schema with
+//! those field names, and derives from it what a split's metadata must contain for the
+//! split to be worth opening (pruning). The server runs it over its splits.
 //!
 //! Every error is a [`QueryError`] with a span into the input and what was expected there;
 //! no input makes the parser panic. `Display` on a [`Query`] prints a canonical form that

@@ -156,11 +156,6 @@ impl LogSchema {
         self.schema.clone()
     }
 
-    /// The fields a bare query word searches.
-    pub fn default_search_fields(&self) -> Vec<Field> {
-        vec![self.body]
-    }
-
     /// Maps one OTLP request to documents, numbering rows from `row_base`.
     ///
     /// Records without a timestamp take their observed time, and records without either
