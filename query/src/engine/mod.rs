@@ -24,6 +24,7 @@
 //! values and the time range a matching line must have, which a split's metadata can rule
 //! out before the split is opened.
 
+pub mod aggregate;
 mod compile;
 mod prune;
 #[cfg(test)]

@@ -126,9 +126,9 @@ fn line(
     }
 }
 
-struct TestIndex {
-    schema: Schema,
-    reader: IndexReader,
+pub(super) struct TestIndex {
+    pub(super) schema: Schema,
+    pub(super) reader: IndexReader,
     row: Field,
 }
 
@@ -173,7 +173,7 @@ fn lines() -> Vec<Line> {
     ]
 }
 
-fn test_index() -> TestIndex {
+pub(super) fn test_index() -> TestIndex {
     let schema = log_schema();
     let index = Index::create_in_ram(schema.clone());
     let mut writer = index.writer_with_num_threads(1, 15_000_000).unwrap();

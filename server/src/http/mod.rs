@@ -27,6 +27,8 @@ use crate::index::search::{Cursor, LogQueryParser, SearchError, SearchRequest, r
 use crate::registry::{InstanceRegistry, InstanceState};
 use crate::wal::WalSegments;
 
+mod aggregate;
+
 pub struct ApiState {
     pub catalog: Arc<SplitCatalog>,
     pub schema: LogSchema,
@@ -42,6 +44,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/api/v1/search", get(search_handler))
+        .route("/api/v1/aggregate", get(aggregate::aggregate_handler))
         .route("/api/v1/instances", get(instances_handler))
         .route("/api/v1/stats", get(stats_handler))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

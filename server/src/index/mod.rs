@@ -1,6 +1,7 @@
 //! The index: the log schema, splits, the indexer that fills them and the search that
 //! reads them.
 
+pub mod aggregate;
 pub mod catalog;
 pub mod indexer;
 pub mod schema;

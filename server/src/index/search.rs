@@ -19,7 +19,7 @@ use epitaph_query::engine::{
     EngineContext, RequiredIdentity, RequiredTimeRange, VersionResolver, compile_filter,
     required_identity, required_time_range,
 };
-use epitaph_query::{QueryError, VersionAlias};
+use epitaph_query::{Filter, QueryError, VersionAlias};
 use serde::Serialize;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
@@ -136,17 +136,54 @@ impl LogQueryParser {
                 expected: Vec::new(),
             }));
         }
+        self.compile(&parsed.filter, versions, now_nanos)
+    }
+
+    /// Compiles a parsed filter (for callers that handle the pipe stages themselves).
+    pub fn compile(
+        &self,
+        filter: &Filter,
+        versions: &dyn VersionResolver,
+        now_nanos: i64,
+    ) -> Result<CompiledFilter, SearchError> {
         let context = EngineContext {
             schema: &self.schema,
             versions,
             now_nanos,
         };
-        let query = compile_filter(&parsed.filter, &context).map_err(SearchError::Query)?;
+        let query = compile_filter(filter, &context).map_err(SearchError::Query)?;
         Ok(CompiledFilter {
             query,
-            required: required_identity(&parsed.filter),
-            time: required_time_range(&parsed.filter, now_nanos),
+            required: required_identity(filter),
+            time: required_time_range(filter, now_nanos),
         })
+    }
+
+    /// The tantivy schema filters are compiled against.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+}
+
+impl CompiledFilter {
+    /// Whether a split may hold a matching line in `[start, end]`: its time range overlaps
+    /// both that range and the filter's own `timestamp` bounds (the query applies them to
+    /// lines; here they only rule splits out), and its identity sets may match.
+    pub fn may_match(
+        &self,
+        metadata: &SplitMetadata,
+        start_nanos: Option<i64>,
+        end_nanos: Option<i64>,
+    ) -> bool {
+        let prune_start = later(start_nanos, self.time.start_nanos);
+        let prune_end = earlier(end_nanos, self.time.end_nanos);
+        metadata.overlaps(prune_start, prune_end)
+            && self.required.may_match(
+                &metadata.services,
+                &metadata.versions,
+                &metadata.generations,
+                &metadata.instances,
+            )
     }
 }
 
@@ -225,25 +262,13 @@ pub fn search(
         (Some(end), Some(cursor)) => Some(end.min(cursor.timestamp_nanos)),
         (end, cursor) => end.or(cursor.map(|c| c.timestamp_nanos)),
     };
-    // The filter's own `timestamp` bounds prune splits too (the query applies them to
-    // lines; here they only rule splits out).
-    let prune_start = later(request.start_nanos, filter.time.start_nanos);
-    let prune_end = earlier(end_bound, filter.time.end_nanos);
     let mut splits_searched = 0;
     let mut splits_skipped = 0;
     // (key, searcher position, address) of the best hits over every split so far.
     let mut best: Vec<(Cursor, usize, DocAddress)> = Vec::new();
     let mut searchers = Vec::new();
     for split in splits {
-        let metadata = &split.metadata;
-        let may_match = metadata.overlaps(prune_start, prune_end)
-            && filter.required.may_match(
-                &metadata.services,
-                &metadata.versions,
-                &metadata.generations,
-                &metadata.instances,
-            );
-        if !may_match {
+        if !filter.may_match(&split.metadata, request.start_nanos, end_bound) {
             splits_skipped += 1;
             continue;
         }

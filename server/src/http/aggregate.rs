@@ -1,0 +1,44 @@
+//! `GET /api/v1/aggregate?q=<query>&start=&end=`: a query with one aggregating stage
+//! (`stats`, `timechart`, `top`, then any `fields` / `sort` / `limit`) answered as a table:
+//! `{"columns": [...], "rows": [[...], ...], "splits_searched": N, "splits_skipped": M}`,
+//! plus `span_seconds` for a timechart. Errors are those of `/api/v1/search`: a bad query
+//! is a 400 with its position in `q`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, ApiState, ensure_ready, parse_time, reject_unknown};
+use crate::index::aggregate::{AggregateRequest, aggregate};
+
+pub async fn aggregate_handler(
+    State(state): State<Arc<ApiState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    reject_unknown(&params, &["q", "start", "end"])?;
+    ensure_ready(&state)?;
+    let request = AggregateRequest {
+        query: params.get("q").cloned().unwrap_or_default(),
+        start_nanos: params
+            .get("start")
+            .map(|t| parse_time("start", t))
+            .transpose()?,
+        end_nanos: params
+            .get("end")
+            .map(|t| parse_time("end", t))
+            .transpose()?,
+    };
+    if let (Some(start), Some(end)) = (request.start_nanos, request.end_nanos)
+        && start > end
+    {
+        return Err(ApiError::BadRequest("`start` is after `end`".into()));
+    }
+    let response =
+        tokio::task::spawn_blocking(move || aggregate(&state.catalog, &state.parser, &request))
+            .await
+            .map_err(|e| ApiError::Internal(format!("aggregate task failed: {e}")))??;
+    Ok(Json(response).into_response())
+}
