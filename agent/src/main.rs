@@ -54,7 +54,22 @@ struct RunFlags {
     state_dir: Option<PathBuf>,
 }
 
+/// glibc gives each thread that allocates under contention an arena of its own and keeps
+/// their memory after a burst: with the collector, shipper and runtime threads each
+/// holding batch-sized buffers, that alone took the agent past 20 MiB while shipping
+/// 10,000 lines/s. One arena costs nothing measurable here, as the agent's threads
+/// rarely allocate at the same moment.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called first thing in main, before any other thread exists; mallopt only
+    // adjusts allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
