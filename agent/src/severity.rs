@@ -55,6 +55,8 @@ impl Severity {
 const KEY_VALUE_SCAN_BYTES: usize = 4096;
 /// How far into a line free-standing level words are looked for.
 const WORD_SCAN_BYTES: usize = 256;
+/// Keys naming a level. They all start with `l` or `s`, which `level_from_key_value`
+/// relies on to skip other positions quickly.
 const LEVEL_KEYS: [&str; 4] = ["level", "lvl", "severity", "loglevel"];
 
 /// The level a line states, if it states one in a recognised form.
@@ -76,15 +78,22 @@ fn prefix(line: &str, max_bytes: usize) -> &str {
 }
 
 pub(crate) fn level_word(word: &str) -> Option<Severity> {
-    let severity = match word.to_ascii_lowercase().as_str() {
-        "trace" | "trc" => Severity::Trace,
-        "debug" | "dbg" => Severity::Debug,
-        "info" | "inf" | "information" | "notice" => Severity::Info,
-        "warn" | "warning" | "wrn" => Severity::Warn,
-        "error" | "err" | "erro" => Severity::Error,
-        "fatal" | "ftl" | "critical" | "crit" | "panic" | "emerg" | "emergency" | "alert" => {
-            Severity::Fatal
-        }
+    // Lower-cased on the stack: this runs for many words of every line, and the
+    // longest level word ("information", "emergency") has 11 bytes.
+    let mut lowered = [0u8; 11];
+    let Some(buffer) = lowered.get_mut(..word.len()) else {
+        return None;
+    };
+    buffer.copy_from_slice(word.as_bytes());
+    buffer.make_ascii_lowercase();
+    let severity = match &*buffer {
+        b"trace" | b"trc" => Severity::Trace,
+        b"debug" | b"dbg" => Severity::Debug,
+        b"info" | b"inf" | b"information" | b"notice" => Severity::Info,
+        b"warn" | b"warning" | b"wrn" => Severity::Warn,
+        b"error" | b"err" | b"erro" => Severity::Error,
+        b"fatal" | b"ftl" | b"critical" | b"crit" | b"panic" | b"emerg" | b"emergency"
+        | b"alert" => Severity::Fatal,
         _ => return None,
     };
     Some(severity)
@@ -94,6 +103,10 @@ pub(crate) fn level_word(word: &str) -> Option<Severity> {
 fn level_from_key_value(text: &str) -> Option<Severity> {
     let bytes = text.as_bytes();
     for start in 0..bytes.len() {
+        // Every key starts with `l` or `s`: most positions are rejected by one compare.
+        if !matches!(bytes[start], b'l' | b'L' | b's' | b'S') {
+            continue;
+        }
         if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
             continue; // inside a longer key such as `sublevel`
         }
@@ -180,6 +193,23 @@ fn is_upper_case_word(word: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_level_key_starts_with_a_letter_the_scan_looks_for() {
+        for key in LEVEL_KEYS {
+            assert!(matches!(key.as_bytes()[0], b'l' | b's'), "{key}");
+        }
+    }
+
+    #[test]
+    fn level_words_are_matched_whatever_their_case_and_length() {
+        assert_eq!(level_word("INFORMATION"), Some(Severity::Info));
+        assert_eq!(level_word("Emergency"), Some(Severity::Fatal));
+        assert_eq!(level_word("informational"), None);
+        assert_eq!(level_word(""), None);
+        assert_eq!(level_word("ÉRROR"), None);
+    }
+
     use super::*;
 
     #[test]
