@@ -81,9 +81,7 @@ pub(crate) fn level_word(word: &str) -> Option<Severity> {
     // Lower-cased on the stack: this runs for many words of every line, and the
     // longest level word ("information", "emergency") has 11 bytes.
     let mut lowered = [0u8; 11];
-    let Some(buffer) = lowered.get_mut(..word.len()) else {
-        return None;
-    };
+    let buffer = lowered.get_mut(..word.len())?;
     buffer.copy_from_slice(word.as_bytes());
     buffer.make_ascii_lowercase();
     let severity = match &*buffer {
