@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, ApiState, ensure_ready, parse_time, reject_unknown};
+use super::{ApiError, ApiState, ensure_ready, reject_unknown, time_range};
 use crate::index::aggregate::{AggregateRequest, aggregate};
 
 pub async fn aggregate_handler(
@@ -20,22 +20,12 @@ pub async fn aggregate_handler(
 ) -> Result<Response, ApiError> {
     reject_unknown(&params, &["q", "start", "end"])?;
     ensure_ready(&state)?;
+    let (start_nanos, end_nanos) = time_range(&params)?;
     let request = AggregateRequest {
         query: params.get("q").cloned().unwrap_or_default(),
-        start_nanos: params
-            .get("start")
-            .map(|t| parse_time("start", t))
-            .transpose()?,
-        end_nanos: params
-            .get("end")
-            .map(|t| parse_time("end", t))
-            .transpose()?,
+        start_nanos,
+        end_nanos,
     };
-    if let (Some(start), Some(end)) = (request.start_nanos, request.end_nanos)
-        && start > end
-    {
-        return Err(ApiError::BadRequest("`start` is after `end`".into()));
-    }
     let response =
         tokio::task::spawn_blocking(move || aggregate(&state.catalog, &state.parser, &request))
             .await

@@ -120,6 +120,26 @@ fn reject_unknown(params: &HashMap<String, String>, known: &[&str]) -> Result<()
     Ok(())
 }
 
+/// The `start` and `end` parameters, each optional, checked to be in order.
+pub fn time_range(
+    params: &HashMap<String, String>,
+) -> Result<(Option<i64>, Option<i64>), ApiError> {
+    let start = params
+        .get("start")
+        .map(|t| parse_time("start", t))
+        .transpose()?;
+    let end = params
+        .get("end")
+        .map(|t| parse_time("end", t))
+        .transpose()?;
+    if let (Some(start), Some(end)) = (start, end)
+        && start > end
+    {
+        return Err(ApiError::BadRequest("`start` is after `end`".into()));
+    }
+    Ok((start, end))
+}
+
 /// Parses a time as RFC 3339 (`2026-11-26T10:00:00Z`) or integer Unix milliseconds.
 pub fn parse_time(name: &str, text: &str) -> Result<i64, ApiError> {
     if let Ok(millis) = text.parse::<i64>() {
@@ -148,27 +168,17 @@ async fn search_handler(
         })?,
         None => 100,
     };
+    let (start_nanos, end_nanos) = time_range(&params)?;
     let request = SearchRequest {
         query: params.get("q").cloned().unwrap_or_default(),
-        start_nanos: params
-            .get("start")
-            .map(|t| parse_time("start", t))
-            .transpose()?,
-        end_nanos: params
-            .get("end")
-            .map(|t| parse_time("end", t))
-            .transpose()?,
+        start_nanos,
+        end_nanos,
         limit,
         cursor: params
             .get("cursor")
             .map(|c| Cursor::decode(c))
             .transpose()?,
     };
-    if let (Some(start), Some(end)) = (request.start_nanos, request.end_nanos)
-        && start > end
-    {
-        return Err(ApiError::BadRequest("`start` is after `end`".into()));
-    }
     let response = tokio::task::spawn_blocking(move || {
         search(&state.catalog, &state.schema, &state.parser, &request)
     })
