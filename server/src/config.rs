@@ -9,6 +9,8 @@ use anyhow::Context;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::index::search::SearchLimits;
+
 /// Command-line flags. Each is optional so that an absent flag falls through to the
 /// environment, then to the TOML file, then to the default.
 #[derive(Debug, Parser)]
@@ -48,6 +50,9 @@ pub struct Flags {
     /// Ingest time after which the open split is sealed and a new one begins [default: 10m]
     #[arg(long, env = "EPITAPH_SPLIT_WINDOW", value_parser = humantime::parse_duration)]
     pub split_window: Option<Duration>,
+    /// Wall time one API query may take before it is stopped with a 503 [default: 30s]
+    #[arg(long, env = "EPITAPH_QUERY_TIME_LIMIT", value_parser = humantime::parse_duration)]
+    pub query_time_limit: Option<Duration>,
 }
 
 /// The resolved configuration.
@@ -77,6 +82,20 @@ pub struct ServerConfig {
     pub indexer_memory_bytes: usize,
     /// Indexing threads of the open split's tantivy writer.
     pub indexer_threads: usize,
+    /// Wall time one API query may take; past it the query stops with a 503.
+    #[serde(with = "humantime_serde")]
+    pub query_time_limit: Duration,
+    /// The largest page (`limit`) of `/api/v1/search`.
+    pub max_search_hits: usize,
+    /// The most lines `/api/v1/context` returns on each side of a hit.
+    pub max_context_lines: usize,
+    /// The most values `/api/v1/fields` returns per field.
+    pub max_facet_values: usize,
+    /// The most lines the `patterns` stage reads per group; its answer says when it
+    /// stopped there.
+    pub patterns_max_lines: usize,
+    /// Threads that search the splits of one query in parallel.
+    pub search_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -96,6 +115,12 @@ impl Default for ServerConfig {
             max_indexing_backlog_bytes: 16 * 1024 * 1024,
             indexer_memory_bytes: 256 * 1024 * 1024,
             indexer_threads: 2,
+            query_time_limit: SearchLimits::default().time_limit,
+            max_search_hits: SearchLimits::default().max_search_hits,
+            max_context_lines: SearchLimits::default().max_context_lines,
+            max_facet_values: SearchLimits::default().max_facet_values,
+            patterns_max_lines: SearchLimits::default().patterns_max_lines,
+            search_threads: SearchLimits::default().search_threads,
         }
     }
 }
@@ -134,6 +159,9 @@ impl ServerConfig {
         if let Some(v) = flags.auth_token_file {
             config.auth_token_file = Some(v);
         }
+        if let Some(v) = flags.query_time_limit {
+            config.query_time_limit = v;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -142,6 +170,18 @@ impl ServerConfig {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// What one API query may cost.
+    pub fn search_limits(&self) -> SearchLimits {
+        SearchLimits {
+            time_limit: self.query_time_limit,
+            max_search_hits: self.max_search_hits,
+            max_context_lines: self.max_context_lines,
+            max_facet_values: self.max_facet_values,
+            patterns_max_lines: self.patterns_max_lines,
+            search_threads: self.search_threads,
+        }
     }
 
     /// The token gRPC clients must present, read from `auth_token_file`.
@@ -180,6 +220,19 @@ impl ServerConfig {
             self.max_request_bytes >= 1024,
             "max_request_bytes must be at least 1024"
         );
+        anyhow::ensure!(
+            !self.query_time_limit.is_zero(),
+            "query_time_limit must be positive"
+        );
+        for (name, value) in [
+            ("max_search_hits", self.max_search_hits),
+            ("max_context_lines", self.max_context_lines),
+            ("max_facet_values", self.max_facet_values),
+            ("patterns_max_lines", self.patterns_max_lines),
+            ("search_threads", self.search_threads),
+        ] {
+            anyhow::ensure!(value >= 1, "{name} must be at least 1");
+        }
         anyhow::ensure!(
             self.indexer_threads >= 1,
             "indexer_threads must be at least 1"

@@ -79,6 +79,7 @@ pub async fn run(
         ready: AtomicBool::new(false),
         lost_after: config.lost_after,
         wal: RwLock::new(None),
+        limits: config.search_limits(),
     });
     let mut http_shutdown = shutdown_receiver.clone();
     let http_server = tokio::spawn(

@@ -26,9 +26,10 @@ pub async fn aggregate_handler(
         start_nanos,
         end_nanos,
     };
-    let response =
-        tokio::task::spawn_blocking(move || aggregate(&state.catalog, &state.parser, &request))
-            .await
-            .map_err(|e| ApiError::Internal(format!("aggregate task failed: {e}")))??;
+    let response = tokio::task::spawn_blocking(move || {
+        aggregate(&state.catalog, &state.parser, &state.limits, &request)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("aggregate task failed: {e}")))??;
     Ok(Json(response).into_response())
 }

@@ -23,11 +23,14 @@ use serde_json::json;
 use crate::index::catalog::SplitCatalog;
 use crate::index::indexer::now_nanos;
 use crate::index::schema::LogSchema;
-use crate::index::search::{Cursor, LogQueryParser, SearchError, SearchRequest, rfc3339, search};
+use crate::index::search::{
+    Cursor, LogQueryParser, SearchError, SearchLimits, SearchRequest, rfc3339, search,
+};
 use crate::registry::{InstanceRegistry, InstanceState};
 use crate::wal::WalSegments;
 
 mod aggregate;
+mod context;
 
 pub struct ApiState {
     pub catalog: Arc<SplitCatalog>,
@@ -37,6 +40,8 @@ pub struct ApiState {
     pub ready: AtomicBool,
     pub lost_after: Duration,
     pub wal: RwLock<Option<WalSegments>>,
+    /// Per-query time limit, result caps and search threads.
+    pub limits: SearchLimits,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -45,6 +50,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/search", get(search_handler))
         .route("/api/v1/aggregate", get(aggregate::aggregate_handler))
+        .route("/api/v1/context", get(context::context_handler))
         .route("/api/v1/instances", get(instances_handler))
         .route("/api/v1/stats", get(stats_handler))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
@@ -57,6 +63,8 @@ pub enum ApiError {
     BadQuery(epitaph_query::QueryError),
     NotFound(String),
     Unavailable(String),
+    /// The query ran past its time limit: a 503 whose `limit` names the setting.
+    QueryTimeLimit(String),
     Internal(String),
 }
 
@@ -70,6 +78,10 @@ impl IntoResponse for ApiError {
                     "expected": error.expected,
                 });
                 return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+            }
+            ApiError::QueryTimeLimit(message) => {
+                let body = json!({ "error": message, "limit": "query_time_limit" });
+                return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
             }
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
@@ -85,6 +97,8 @@ impl From<SearchError> for ApiError {
         match error {
             SearchError::BadRequest(m) => ApiError::BadRequest(m),
             SearchError::Query(error) => ApiError::BadQuery(error),
+            SearchError::NotFound(m) => ApiError::NotFound(m),
+            SearchError::TimeLimit(m) => ApiError::QueryTimeLimit(m),
             SearchError::Internal(m) => ApiError::Internal(m),
         }
     }
@@ -180,7 +194,13 @@ async fn search_handler(
             .transpose()?,
     };
     let response = tokio::task::spawn_blocking(move || {
-        search(&state.catalog, &state.schema, &state.parser, &request)
+        search(
+            &state.catalog,
+            &state.schema,
+            &state.parser,
+            &state.limits,
+            &request,
+        )
     })
     .await
     .map_err(|e| ApiError::Internal(format!("search task failed: {e}")))??;

@@ -21,7 +21,9 @@ use tantivy::schema::Term;
 
 use super::catalog::SplitCatalog;
 use super::indexer::now_nanos;
-use super::search::{LogQueryParser, SearchError, SplitVersions, rfc3339};
+use super::search::{
+    LogQueryParser, SearchError, SearchLimits, SplitVersions, map_splits, rfc3339,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct AggregateRequest {
@@ -44,8 +46,10 @@ pub struct AggregateResponse {
 pub fn aggregate(
     catalog: &SplitCatalog,
     parser: &LogQueryParser,
+    limits: &SearchLimits,
     request: &AggregateRequest,
 ) -> Result<AggregateResponse, SearchError> {
+    let deadline = limits.deadline();
     let parsed = epitaph_query::parse(&request.query).map_err(SearchError::Query)?;
     let plan = plan_aggregation(&parsed, parser.schema()).map_err(SearchError::Query)?;
     let splits = catalog.snapshot();
@@ -59,20 +63,24 @@ pub fn aggregate(
         request.end_nanos,
     )?;
     let collector = plan.collector();
-    let mut merged = IntermediateAggregationResults::default();
-    let mut splits_searched = 0;
-    let mut splits_skipped = 0;
+    let mut wanted = Vec::with_capacity(splits.len());
     let mut oldest_searched: Option<i64> = None;
-    for split in splits {
+    for split in &splits {
         if !filter.may_match(&split.metadata, request.start_nanos, request.end_nanos) {
-            splits_skipped += 1;
             continue;
         }
-        splits_searched += 1;
         if let Some(min) = split.metadata.min_timestamp_nanos {
             oldest_searched = Some(oldest_searched.map_or(min, |oldest| oldest.min(min)));
         }
-        let fruit = split.reader.searcher().search(query.as_ref(), &collector)?;
+        wanted.push(split.as_ref());
+    }
+    let splits_searched = wanted.len();
+    let splits_skipped = splits.len() - splits_searched;
+    let fruits = map_splits(&wanted, limits.search_threads, &deadline, |split| {
+        Ok(split.reader.searcher().search(query.as_ref(), &collector)?)
+    })?;
+    let mut merged = IntermediateAggregationResults::default();
+    for fruit in fruits {
         merged.merge_fruits(fruit)?;
     }
     let range_start = request
@@ -107,7 +115,7 @@ pub fn aggregate(
 }
 
 /// The filter restricted to lines in `[start, end]`.
-fn within(
+pub(crate) fn within(
     query: Box<dyn Query>,
     parser: &LogQueryParser,
     start_nanos: Option<i64>,
@@ -131,7 +139,7 @@ fn within(
     ])))
 }
 
-fn cell_to_json(cell: Cell) -> serde_json::Value {
+pub(crate) fn cell_to_json(cell: Cell) -> serde_json::Value {
     match cell {
         Cell::Null => serde_json::Value::Null,
         Cell::Integer(value) => value.into(),
@@ -142,7 +150,7 @@ fn cell_to_json(cell: Cell) -> serde_json::Value {
 }
 
 /// Whole numbers print without a fraction (`60`, not `60.0`); NaN and infinities as null.
-fn number_to_json(value: f64) -> serde_json::Value {
+pub(crate) fn number_to_json(value: f64) -> serde_json::Value {
     if value.fract() == 0.0 && value.abs() < 9e15 {
         return (value as i64).into();
     }

@@ -13,6 +13,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use epitaph_query::engine::{
@@ -23,16 +25,137 @@ use epitaph_query::{Filter, QueryError, VersionAlias};
 use serde::Serialize;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
-use tantivy::query::Query;
-use tantivy::schema::{OwnedValue, Schema, Value};
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{IndexRecordOption, OwnedValue, Schema, Term, Value};
 use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument};
 
-use super::catalog::SplitCatalog;
+use super::catalog::{SearchableSplit, SplitCatalog};
 use super::indexer::now_nanos;
 use super::schema::{IDENTITY_FIELDS, LogSchema};
 use super::split::SplitMetadata;
 
+/// The default of `max_search_hits`: the largest page a search may ask for.
 pub const MAX_LIMIT: usize = 10_000;
+
+/// What one query may cost: how long it may run, how much it may return, how many threads
+/// search its splits. Set in the server's configuration; every cap is an error that names
+/// its setting when hit, never a silently shortened answer (except `patterns`, whose
+/// response says when it stopped early).
+#[derive(Debug, Clone)]
+pub struct SearchLimits {
+    /// Wall time one query may take; checked before each split and while `patterns`
+    /// reads lines.
+    pub time_limit: Duration,
+    /// The largest `limit` of a search page.
+    pub max_search_hits: usize,
+    /// The most lines `/api/v1/context` returns on each side of a hit.
+    pub max_context_lines: usize,
+    /// The most values `/api/v1/fields` returns per field.
+    pub max_facet_values: usize,
+    /// The most lines `patterns` reads per group (per value of its `by` field).
+    pub patterns_max_lines: usize,
+    /// Threads that search the splits of one query at once.
+    pub search_threads: usize,
+}
+
+impl Default for SearchLimits {
+    fn default() -> Self {
+        SearchLimits {
+            time_limit: Duration::from_secs(30),
+            max_search_hits: MAX_LIMIT,
+            max_context_lines: 1_000,
+            max_facet_values: 100,
+            patterns_max_lines: 20_000,
+            search_threads: 2,
+        }
+    }
+}
+
+impl SearchLimits {
+    /// The deadline of a query that starts now.
+    pub fn deadline(&self) -> Deadline {
+        Deadline {
+            at: Instant::now() + self.time_limit,
+            limit: self.time_limit,
+        }
+    }
+}
+
+/// When a query must stop.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    pub fn check(&self) -> Result<(), SearchError> {
+        if self.passed() {
+            return Err(SearchError::TimeLimit(format!(
+                "the query ran longer than its time limit of {} (setting query_time_limit); narrow the time range or the filter",
+                humantime::format_duration(self.limit)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Runs `work` over every split on up to `threads` threads (the calling thread is one of
+/// them) and returns the results in split order. Each split is started only while the
+/// deadline has not passed; the first error stops the others from starting new splits.
+pub(crate) fn map_splits<T: Send>(
+    splits: &[&SearchableSplit],
+    threads: usize,
+    deadline: &Deadline,
+    work: impl Fn(&SearchableSplit) -> Result<T, SearchError> + Sync,
+) -> Result<Vec<T>, SearchError> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let worker = || -> Result<Vec<(usize, T)>, SearchError> {
+        let mut done = Vec::new();
+        loop {
+            if failed.load(Ordering::Relaxed) {
+                return Ok(done);
+            }
+            let position = next.fetch_add(1, Ordering::Relaxed);
+            let Some(split) = splits.get(position) else {
+                return Ok(done);
+            };
+            let result = deadline.check().and_then(|()| work(split));
+            match result {
+                Ok(value) => done.push((position, value)),
+                Err(error) => {
+                    failed.store(true, Ordering::Relaxed);
+                    return Err(error);
+                }
+            }
+        }
+    };
+    let helpers = threads.clamp(1, splits.len().max(1)) - 1;
+    let mut outcomes = Vec::with_capacity(helpers + 1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..helpers).map(|_| scope.spawn(worker)).collect();
+        outcomes.push(worker());
+        for handle in handles {
+            outcomes.push(
+                handle.join().unwrap_or_else(|_| {
+                    Err(SearchError::Internal("a search thread panicked".into()))
+                }),
+            );
+        }
+    });
+    let mut results = Vec::with_capacity(splits.len());
+    for outcome in outcomes {
+        results.extend(outcome?);
+    }
+    results.sort_unstable_by_key(|(position, _)| *position);
+    debug_assert_eq!(results.len(), splits.len());
+    Ok(results.into_iter().map(|(_, value)| value).collect())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cursor {
@@ -85,6 +208,12 @@ pub enum SearchError {
     Query(QueryError),
     #[error("{0}")]
     BadRequest(String),
+    /// What was asked for does not exist (a context cursor whose line is gone).
+    #[error("{0}")]
+    NotFound(String),
+    /// The query hit its time limit.
+    #[error("{0}")]
+    TimeLimit(String),
     #[error("search failed: {0}")]
     Internal(String),
 }
@@ -115,6 +244,11 @@ impl LogQueryParser {
         LogQueryParser {
             schema: schema.schema(),
         }
+    }
+
+    /// A parser over another schema that uses the same field names (the metric schema).
+    pub fn with_schema(schema: Schema) -> LogQueryParser {
+        LogQueryParser { schema }
     }
 
     /// Parses and compiles a filter. Pipe stages are rejected: they belong to
@@ -242,47 +376,55 @@ pub fn search(
     catalog: &SplitCatalog,
     schema: &LogSchema,
     parser: &LogQueryParser,
+    limits: &SearchLimits,
     request: &SearchRequest,
 ) -> Result<SearchResponse, SearchError> {
-    if request.limit == 0 || request.limit > MAX_LIMIT {
+    let most = limits.max_search_hits;
+    if request.limit == 0 || request.limit > most {
         return Err(SearchError::BadRequest(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
+            "limit must be between 1 and {most} (setting max_search_hits)"
         )));
     }
+    let deadline = limits.deadline();
     let splits = catalog.snapshot();
     let versions = SplitVersions::from_splits(splits.iter().map(|split| &split.metadata));
     let filter = parser.parse(&request.query, &versions, now_nanos())?;
-    let collector = NewestFirst {
-        limit: request.limit,
-        start_nanos: request.start_nanos,
-        end_nanos: request.end_nanos,
-        before: request.cursor,
-    };
+    let collector = OrderedHits::newest_first(
+        request.limit,
+        request.start_nanos,
+        request.end_nanos,
+        request.cursor,
+    );
     let end_bound = match (request.end_nanos, request.cursor) {
         (Some(end), Some(cursor)) => Some(end.min(cursor.timestamp_nanos)),
         (end, cursor) => end.or(cursor.map(|c| c.timestamp_nanos)),
     };
-    let mut splits_searched = 0;
-    let mut splits_skipped = 0;
-    // (key, searcher position, address) of the best hits over every split so far.
-    let mut best: Vec<(Cursor, usize, DocAddress)> = Vec::new();
-    let mut searchers = Vec::new();
-    for split in splits {
-        if !filter.may_match(&split.metadata, request.start_nanos, end_bound) {
-            splits_skipped += 1;
-            continue;
+    let mut wanted = Vec::with_capacity(splits.len());
+    for split in &splits {
+        if filter.may_match(&split.metadata, request.start_nanos, end_bound) {
+            wanted.push(split.as_ref());
         }
-        splits_searched += 1;
+    }
+    let splits_searched = wanted.len();
+    let splits_skipped = splits.len() - splits_searched;
+    let per_split = map_splits(&wanted, limits.search_threads, &deadline, |split| {
         let searcher = split.reader.searcher();
-        for (key, address) in searcher.search(filter.query.as_ref(), &collector)? {
-            best.push((key, searchers.len(), address));
+        let found = searcher.search(filter.query.as_ref(), &collector)?;
+        Ok((searcher, found))
+    })?;
+    // (key, searcher position, address) of the best hits over every split.
+    let mut best: Vec<(Cursor, (usize, DocAddress))> = Vec::new();
+    let mut searchers = Vec::with_capacity(per_split.len());
+    for (searcher, found) in per_split {
+        for (key, address) in found {
+            best.push((key, (searchers.len(), address)));
         }
         searchers.push(searcher);
-        best.sort_unstable_by_key(|entry| Reverse(entry.0));
-        best.truncate(request.limit);
     }
+    sort_best_first(&mut best, false);
+    best.truncate(request.limit);
     let mut hits = Vec::with_capacity(best.len());
-    for (key, position, address) in &best {
+    for (key, (position, address)) in &best {
         let document: TantivyDocument = searchers[*position].doc(*address)?;
         hits.push(hit_to_json(schema, &document, *key));
     }
@@ -291,6 +433,173 @@ pub fn search(
     Ok(SearchResponse {
         hits,
         next_cursor,
+        splits_searched,
+        splits_skipped,
+    })
+}
+
+/// `/api/v1/context`: the lines around one hit, from the same instance and source.
+#[derive(Debug, Clone)]
+pub struct ContextRequest {
+    /// The hit, by the `cursor` a search gave it.
+    pub hit: Cursor,
+    pub before: usize,
+    pub after: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContextResponse {
+    /// Up to `before` lines logged just before the hit, oldest first.
+    pub before: Vec<serde_json::Value>,
+    pub hit: serde_json::Value,
+    /// Up to `after` lines logged just after the hit, oldest first.
+    pub after: Vec<serde_json::Value>,
+    pub splits_searched: usize,
+    pub splits_skipped: usize,
+}
+
+/// The hit at `request.hit`, then its neighbours in (timestamp, row) order among the
+/// lines with the same `instance` and `source`: the lines that one process wrote to one
+/// file or stream, which is what "the lines around it" means to whoever reads a log.
+/// Splits that cannot hold such a line (other instances, or wholly on the wrong side of
+/// the hit in time) are skipped.
+pub fn context(
+    catalog: &SplitCatalog,
+    schema: &LogSchema,
+    limits: &SearchLimits,
+    request: &ContextRequest,
+) -> Result<ContextResponse, SearchError> {
+    let most = limits.max_context_lines;
+    if request.before > most || request.after > most {
+        return Err(SearchError::BadRequest(format!(
+            "`before` and `after` may be at most {most} lines (limit max_context_lines)"
+        )));
+    }
+    let deadline = limits.deadline();
+    let splits = catalog.snapshot();
+    let at = request.hit.timestamp_nanos;
+    // The hit itself: the one line with its exact (timestamp, row).
+    let instant = RangeQuery::new(
+        std::ops::Bound::Included(Term::from_field_date(
+            schema.timestamp,
+            DateTime::from_timestamp_nanos(at),
+        )),
+        std::ops::Bound::Included(Term::from_field_date(
+            schema.timestamp,
+            DateTime::from_timestamp_nanos(at),
+        )),
+    );
+    let exactly = OrderedHits::newest_first(
+        1,
+        Some(at),
+        Some(at),
+        Some(Cursor {
+            timestamp_nanos: at,
+            row: request.hit.row.saturating_add(1),
+        }),
+    );
+    let mut found = None;
+    for split in splits
+        .iter()
+        .filter(|s| s.metadata.overlaps(Some(at), Some(at)))
+    {
+        deadline.check()?;
+        let searcher = split.reader.searcher();
+        if let Some((key, address)) = searcher.search(&instant, &exactly)?.into_iter().next()
+            && key == request.hit
+        {
+            found = Some(searcher.doc::<TantivyDocument>(address)?);
+            break;
+        }
+    }
+    let Some(hit_document) = found else {
+        return Err(SearchError::NotFound(format!(
+            "no line at cursor `{}`: it was never issued by this server or its split was dropped",
+            request.hit.encode()
+        )));
+    };
+    let text = |field| {
+        hit_document
+            .get_first(field)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let instance_field = schema.identity[IDENTITY_FIELDS
+        .iter()
+        .position(|(name, _)| *name == "instance")
+        .expect("instance is an identity field")];
+    let instance = text(instance_field);
+    let source = text(schema.source);
+    let same_stream: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+        (
+            Occur::Must,
+            Box::new(TermQuery::new(
+                Term::from_field_text(instance_field, &instance),
+                IndexRecordOption::Basic,
+            )) as Box<dyn Query>,
+        ),
+        (
+            Occur::Must,
+            Box::new(TermQuery::new(
+                Term::from_field_text(schema.source, &source),
+                IndexRecordOption::Basic,
+            )),
+        ),
+    ]));
+    let mut splits_searched = 0;
+    let mut splits_skipped = 0;
+    let mut sides = Vec::with_capacity(2);
+    for (limit, oldest_first) in [(request.before, false), (request.after, true)] {
+        let collector = OrderedHits {
+            limit,
+            start_nanos: None,
+            end_nanos: None,
+            beyond: Some(request.hit),
+            oldest_first,
+        };
+        let mut best: Vec<(Cursor, (usize, DocAddress))> = Vec::new();
+        let mut searchers = Vec::new();
+        if limit > 0 {
+            for split in &splits {
+                let (start, end) = if oldest_first {
+                    (Some(at), None)
+                } else {
+                    (None, Some(at))
+                };
+                if !split.metadata.overlaps(start, end)
+                    || !split.metadata.instances.contains(&instance)
+                {
+                    splits_skipped += 1;
+                    continue;
+                }
+                deadline.check()?;
+                splits_searched += 1;
+                let searcher = split.reader.searcher();
+                for (key, address) in searcher.search(same_stream.as_ref(), &collector)? {
+                    best.push((key, (searchers.len(), address)));
+                }
+                searchers.push(searcher);
+                sort_best_first(&mut best, oldest_first);
+                best.truncate(limit);
+            }
+        }
+        let mut lines = Vec::with_capacity(best.len());
+        for (key, (position, address)) in &best {
+            let document: TantivyDocument = searchers[*position].doc(*address)?;
+            lines.push(hit_to_json(schema, &document, *key));
+        }
+        if !oldest_first {
+            lines.reverse();
+        }
+        sides.push(lines);
+    }
+    let after = sides.pop().expect("two sides");
+    let before = sides.pop().expect("two sides");
+    Ok(ContextResponse {
+        before,
+        hit: hit_to_json(schema, &hit_document, request.hit),
+        after,
         splits_searched,
         splits_skipped,
     })
@@ -322,6 +631,8 @@ fn hit_to_json(schema: &LogSchema, document: &TantivyDocument, key: Cursor) -> s
     let mut hit = serde_json::Map::new();
     hit.insert("timestamp".into(), rfc3339(key.timestamp_nanos).into());
     hit.insert("timestamp_nanos".into(), key.timestamp_nanos.into());
+    // The hit's own position: what `/api/v1/context` opens it by.
+    hit.insert("cursor".into(), key.encode().into());
     let observed = document
         .get_first(schema.observed_timestamp)
         .and_then(|v| v.as_datetime())
@@ -359,42 +670,74 @@ pub fn rfc3339(nanos: i64) -> String {
         .unwrap_or_else(|_| nanos.to_string())
 }
 
-/// Collects the `limit` newest documents by (timestamp, row), within a time range and
-/// strictly before a cursor.
-struct NewestFirst {
-    limit: usize,
-    start_nanos: Option<i64>,
-    end_nanos: Option<i64>,
-    before: Option<Cursor>,
+/// Collects the `limit` newest documents by (timestamp, row) within a time range and
+/// strictly before a cursor or, oldest first, the `limit` oldest strictly after one.
+pub(crate) struct OrderedHits {
+    pub limit: usize,
+    pub start_nanos: Option<i64>,
+    pub end_nanos: Option<i64>,
+    /// Newest first: only keys below this one; oldest first: only keys above it.
+    pub beyond: Option<Cursor>,
+    pub oldest_first: bool,
 }
 
-struct NewestFirstSegment {
+impl OrderedHits {
+    fn newest_first(
+        limit: usize,
+        start_nanos: Option<i64>,
+        end_nanos: Option<i64>,
+        before: Option<Cursor>,
+    ) -> OrderedHits {
+        OrderedHits {
+            limit,
+            start_nanos,
+            end_nanos,
+            beyond: before,
+            oldest_first: false,
+        }
+    }
+}
+
+/// A key in the collector's order: the greater rank is the better hit.
+type Rank = (i128, u64);
+
+fn rank(key: Cursor, oldest_first: bool) -> Rank {
+    if oldest_first {
+        (-i128::from(key.timestamp_nanos), u64::MAX - key.row)
+    } else {
+        (i128::from(key.timestamp_nanos), key.row)
+    }
+}
+
+pub(crate) struct OrderedHitsSegment {
     segment_ord: SegmentOrdinal,
     limit: usize,
     start_nanos: i64,
     end_nanos: i64,
-    before: Option<Cursor>,
+    beyond: Option<Rank>,
+    oldest_first: bool,
     timestamps: Column<DateTime>,
     rows: Column<u64>,
     // A min-heap of the best so far: its top is the worst kept hit.
-    heap: BinaryHeap<Reverse<(Cursor, DocId)>>,
+    heap: BinaryHeap<Reverse<(Rank, Cursor, DocId)>>,
 }
 
-impl Collector for NewestFirst {
+impl Collector for OrderedHits {
     type Fruit = Vec<(Cursor, DocAddress)>;
-    type Child = NewestFirstSegment;
+    type Child = OrderedHitsSegment;
 
     fn for_segment(
         &self,
         segment_ord: SegmentOrdinal,
         segment: &SegmentReader,
-    ) -> tantivy::Result<NewestFirstSegment> {
-        Ok(NewestFirstSegment {
+    ) -> tantivy::Result<OrderedHitsSegment> {
+        Ok(OrderedHitsSegment {
             segment_ord,
             limit: self.limit,
             start_nanos: self.start_nanos.unwrap_or(i64::MIN),
             end_nanos: self.end_nanos.unwrap_or(i64::MAX),
-            before: self.before,
+            beyond: self.beyond.map(|key| rank(key, self.oldest_first)),
+            oldest_first: self.oldest_first,
             timestamps: segment.fast_fields().date("timestamp")?,
             rows: segment.fast_fields().u64("_row")?,
             heap: BinaryHeap::with_capacity(self.limit + 1),
@@ -407,13 +750,18 @@ impl Collector for NewestFirst {
 
     fn merge_fruits(&self, fruits: Vec<Vec<(Cursor, DocAddress)>>) -> tantivy::Result<Self::Fruit> {
         let mut all: Vec<(Cursor, DocAddress)> = fruits.into_iter().flatten().collect();
-        all.sort_unstable_by_key(|entry| Reverse(entry.0));
+        sort_best_first(&mut all, self.oldest_first);
         all.truncate(self.limit);
         Ok(all)
     }
 }
 
-impl SegmentCollector for NewestFirstSegment {
+/// Sorts hits best first: newest first, or oldest first.
+pub(crate) fn sort_best_first<T>(hits: &mut [(Cursor, T)], oldest_first: bool) {
+    hits.sort_unstable_by_key(|entry| Reverse(rank(entry.0, oldest_first)));
+}
+
+impl SegmentCollector for OrderedHitsSegment {
     type Fruit = Vec<(Cursor, DocAddress)>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
@@ -428,18 +776,19 @@ impl SegmentCollector for NewestFirstSegment {
             timestamp_nanos,
             row: self.rows.first(doc).unwrap_or(0),
         };
-        if self.before.is_some_and(|before| key >= before) {
+        let key_rank = rank(key, self.oldest_first);
+        if self.beyond.is_some_and(|beyond| key_rank >= beyond) {
             return;
         }
         if self.heap.len() < self.limit {
-            self.heap.push(Reverse((key, doc)));
+            self.heap.push(Reverse((key_rank, key, doc)));
         } else if self
             .heap
             .peek()
-            .is_some_and(|Reverse((worst, _))| key > *worst)
+            .is_some_and(|Reverse((worst, _, _))| key_rank > *worst)
         {
             self.heap.pop();
-            self.heap.push(Reverse((key, doc)));
+            self.heap.push(Reverse((key_rank, key, doc)));
         }
     }
 
@@ -447,7 +796,7 @@ impl SegmentCollector for NewestFirstSegment {
         let segment_ord = self.segment_ord;
         self.heap
             .into_iter()
-            .map(|Reverse((key, doc))| (key, DocAddress::new(segment_ord, doc)))
+            .map(|Reverse((_, key, doc))| (key, DocAddress::new(segment_ord, doc)))
             .collect()
     }
 }
