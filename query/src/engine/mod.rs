@@ -26,6 +26,7 @@
 
 pub mod aggregate;
 mod compile;
+pub mod facets;
 pub mod matcher;
 mod prune;
 #[cfg(test)]

@@ -31,6 +31,7 @@ use crate::wal::WalSegments;
 
 mod aggregate;
 mod context;
+mod fields;
 
 pub struct ApiState {
     pub catalog: Arc<SplitCatalog>,
@@ -51,6 +52,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/search", get(search_handler))
         .route("/api/v1/aggregate", get(aggregate::aggregate_handler))
         .route("/api/v1/context", get(context::context_handler))
+        .route("/api/v1/fields", get(fields::fields_handler))
         .route("/api/v1/instances", get(instances_handler))
         .route("/api/v1/stats", get(stats_handler))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

@@ -1,4 +1,5 @@
-//! Aggregations (`stats`, `timechart`, `top`) over the splits, for `/api/v1/aggregate`.
+//! Aggregations (`stats`, `timechart`, `top`) over the splits, for `/api/v1/aggregate`,
+//! and the facets of `/api/v1/fields`.
 //!
 //! The query language's engine plans the aggregating stage as one tantivy aggregation
 //! request (`epitaph_query::engine::aggregate`); this module runs it over a snapshot of
@@ -13,6 +14,7 @@
 //! now.
 
 use epitaph_query::engine::aggregate::{AggregateError, Cell, plan_aggregation};
+use epitaph_query::engine::facets::plan_facets;
 use serde::Serialize;
 use tantivy::DateTime;
 use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
@@ -91,15 +93,7 @@ pub fn aggregate(
     let range_end = request.end_nanos.or(filter.time.end_nanos).unwrap_or(now);
     // A range of zero (one instant) counts as one second rather than dividing by zero.
     let range_seconds = (range_end.saturating_sub(range_start) as f64 / 1e9).max(1.0);
-    let table = plan
-        .table(merged, range_seconds)
-        .map_err(|error| match error {
-            AggregateError::TooManyGroups { .. }
-            | AggregateError::Tantivy(tantivy::TantivyError::AggregationError(_)) => {
-                SearchError::BadRequest(error.to_string())
-            }
-            AggregateError::Tantivy(error) => SearchError::from(error),
-        })?;
+    let table = plan.table(merged, range_seconds).map_err(aggregate_error)?;
     let rows = table
         .rows
         .into_iter()
@@ -112,6 +106,114 @@ pub fn aggregate(
         splits_searched,
         splits_skipped,
     })
+}
+
+/// `/api/v1/fields`: the top values of every keyword field among the lines `query`
+/// matches in `[start, end]`.
+#[derive(Debug, Clone, Default)]
+pub struct FacetsRequest {
+    pub query: String,
+    pub start_nanos: Option<i64>,
+    pub end_nanos: Option<i64>,
+    /// Values per field.
+    pub size: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FacetsResponse {
+    /// Lines the filter matched.
+    pub lines: u64,
+    pub fields: Vec<FacetJson>,
+    pub splits_searched: usize,
+    pub splits_skipped: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FacetJson {
+    pub field: String,
+    /// Most lines first, ties by value.
+    pub values: Vec<FacetValue>,
+    /// Matching lines whose value is not among `values`.
+    pub other_count: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FacetValue {
+    pub value: String,
+    pub count: u64,
+}
+
+pub fn facets(
+    catalog: &SplitCatalog,
+    parser: &LogQueryParser,
+    limits: &SearchLimits,
+    request: &FacetsRequest,
+) -> Result<FacetsResponse, SearchError> {
+    let most = limits.max_facet_values;
+    if request.size == 0 || request.size > most {
+        return Err(SearchError::BadRequest(format!(
+            "size must be between 1 and {most} (setting max_facet_values)"
+        )));
+    }
+    let deadline = limits.deadline();
+    let splits = catalog.snapshot();
+    let versions = SplitVersions::from_splits(splits.iter().map(|split| &split.metadata));
+    let filter =
+        parser.parse_filter_for("/api/v1/fields", &request.query, &versions, now_nanos())?;
+    let query = within(
+        filter.query.box_clone(),
+        parser,
+        request.start_nanos,
+        request.end_nanos,
+    )?;
+    let plan = plan_facets(
+        parser.schema(),
+        u32::try_from(request.size).unwrap_or(u32::MAX),
+    );
+    let collector = plan.collector();
+    let mut wanted = Vec::with_capacity(splits.len());
+    for split in &splits {
+        if filter.may_match(&split.metadata, request.start_nanos, request.end_nanos) {
+            wanted.push(split.as_ref());
+        }
+    }
+    let splits_searched = wanted.len();
+    let fruits = map_splits(&wanted, limits.search_threads, &deadline, |split| {
+        Ok(split.reader.searcher().search(query.as_ref(), &collector)?)
+    })?;
+    let mut merged = IntermediateAggregationResults::default();
+    for fruit in fruits {
+        merged.merge_fruits(fruit)?;
+    }
+    let facets = plan.facets(merged).map_err(aggregate_error)?;
+    Ok(FacetsResponse {
+        lines: facets.lines,
+        fields: facets
+            .fields
+            .into_iter()
+            .map(|facet| FacetJson {
+                field: facet.field,
+                values: facet
+                    .values
+                    .into_iter()
+                    .map(|(value, count)| FacetValue { value, count })
+                    .collect(),
+                other_count: facet.other_count,
+            })
+            .collect(),
+        splits_searched,
+        splits_skipped: splits.len() - splits_searched,
+    })
+}
+
+fn aggregate_error(error: AggregateError) -> SearchError {
+    match error {
+        AggregateError::TooManyGroups { .. }
+        | AggregateError::Tantivy(tantivy::TantivyError::AggregationError(_)) => {
+            SearchError::BadRequest(error.to_string())
+        }
+        AggregateError::Tantivy(error) => SearchError::from(error),
+    }
 }
 
 /// The filter restricted to lines in `[start, end]`.

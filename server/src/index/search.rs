@@ -251,10 +251,21 @@ impl LogQueryParser {
         LogQueryParser { schema }
     }
 
-    /// Parses and compiles a filter. Pipe stages are rejected: they belong to
-    /// `/api/v1/aggregate`.
+    /// Parses and compiles a filter for `/api/v1/search`. Pipe stages are rejected: they
+    /// belong to `/api/v1/aggregate`.
     pub fn parse(
         &self,
+        text: &str,
+        versions: &dyn VersionResolver,
+        now_nanos: i64,
+    ) -> Result<CompiledFilter, SearchError> {
+        self.parse_filter_for("/api/v1/search", text, versions, now_nanos)
+    }
+
+    /// Parses and compiles a filter for `endpoint`, which takes no pipe stages.
+    pub fn parse_filter_for(
+        &self,
+        endpoint: &str,
         text: &str,
         versions: &dyn VersionResolver,
         now_nanos: i64,
@@ -264,7 +275,7 @@ impl LogQueryParser {
             return Err(SearchError::Query(QueryError {
                 span: first_stage.span().clone(),
                 message: format!(
-                    "/api/v1/search takes a filter only; `{}` and the other pipe stages are answered by /api/v1/aggregate",
+                    "{endpoint} takes a filter only; `{}` and the other pipe stages are answered by /api/v1/aggregate",
                     first_stage.keyword()
                 ),
                 expected: Vec::new(),
@@ -620,7 +631,11 @@ fn earlier(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 }
 
 /// A stored document as the API shows it: every identity field present, even if empty.
-fn hit_to_json(schema: &LogSchema, document: &TantivyDocument, key: Cursor) -> serde_json::Value {
+fn hit_to_json(
+    schema: &LogSchema,
+    document: &TantivyDocument,
+    key: Cursor,
+) -> serde_json::Value {
     let text = |field| {
         document
             .get_first(field)
