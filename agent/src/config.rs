@@ -80,6 +80,8 @@ pub struct Config {
     pub parse: crate::parse::ParseMode,
     /// The `[spool]` table: how big the spool may grow and what happens when it is full.
     pub spool: crate::spool::SpoolConfig,
+    /// The `[metrics]` table: host metrics, how often, which filesystems.
+    pub metrics: crate::hostmetrics::MetricsConfig,
 }
 
 impl Default for Config {
@@ -107,6 +109,7 @@ impl Default for Config {
             multiline_timeout: Duration::from_secs(1),
             parse: crate::parse::ParseMode::Auto,
             spool: crate::spool::SpoolConfig::default(),
+            metrics: crate::hostmetrics::MetricsConfig::default(),
         }
     }
 }
@@ -219,6 +222,7 @@ impl Config {
         if self.multiline_timeout.is_zero() {
             bail!("multiline_timeout must be greater than zero");
         }
+        self.metrics.validate()?;
         if self.spool.max_bytes < crate::spool::MIN_SPOOL_MAX_BYTES {
             bail!(
                 "spool.max_bytes must be at least {}",

@@ -21,6 +21,8 @@
 //! - [`ship`]: exports with the OTLP retry rules; [`lifecycle`]: the server's view of
 //!   this instance's life, and reports of records dropped from a full spool.
 //! - [`stats`]: the agent's own health counters.
+//! - [`hostmetrics`]: CPU, memory, disk, filesystem, network and process metrics from
+//!   `/proc` and `/sys`, and the agent's health, sent as OTLP metrics every interval.
 //!
 //! [`run`] wires them together and owns shutdown. A minimal embedding:
 //!
@@ -40,6 +42,7 @@
 pub mod batch;
 pub mod collector;
 pub mod config;
+pub mod hostmetrics;
 pub mod identity;
 pub mod install;
 pub mod lifecycle;
@@ -202,6 +205,16 @@ pub async fn run_with_stats(
         spool.clone(),
         background_stop.clone(),
     ));
+    let metrics_task = hostmetrics::start(
+        &config,
+        &agent_id,
+        identity.to_resource(),
+        channel.clone(),
+        authorization.clone(),
+        stats.clone(),
+        started,
+        background_stop.clone(),
+    )?;
     let mut loss_task = tokio::spawn(report_losses(
         lifecycle.clone(),
         spool.clone(),
@@ -245,6 +258,9 @@ pub async fn run_with_stats(
     }
     let _ = stop_background.send(true);
     heartbeat_task.abort();
+    if let Some(metrics_task) = metrics_task {
+        metrics_task.abort();
+    }
     if !collector_finished_early {
         // Returns at once after a clean flush; after the deadline the collector notices
         // the closed gate or the vanished shipper at its next step.

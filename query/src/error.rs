@@ -26,7 +26,7 @@ pub struct QueryError {
 }
 
 impl QueryError {
-    pub(crate) fn new(span: Span, message: impl Into<String>) -> QueryError {
+    pub fn new(span: Span, message: impl Into<String>) -> QueryError {
         QueryError {
             span,
             message: message.into(),

@@ -134,6 +134,14 @@ impl InstanceRegistry {
         record
     }
 
+    /// Marks a known instance as seen; unknown ids are left alone (a metrics export that
+    /// arrives before its agent's hello does not invent an instance).
+    pub fn touch_if_known(&mut self, agent_id: &str, at_nanos: i64) {
+        if let Some(record) = self.instances.get_mut(agent_id) {
+            record.last_seen_nanos = record.last_seen_nanos.max(at_nanos);
+        }
+    }
+
     pub fn apply_hello(&mut self, hello: &HelloRequest, at_nanos: i64) {
         let record = self.touch(&hello.agent_id, at_nanos);
         record.agent_version = hello.agent_version.clone();

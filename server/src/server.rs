@@ -23,12 +23,14 @@ use crate::config::ServerConfig;
 use crate::http::{ApiState, router};
 use crate::index::catalog::SplitCatalog;
 use crate::index::indexer::{DurableRecord, Indexer, IndexerSettings};
+use crate::index::metric_schema::MetricSchema;
 use crate::index::schema::LogSchema;
 use crate::index::search::LogQueryParser;
 use crate::ingest::auth::BearerAuth;
 use crate::ingest::backlog::IndexingBacklog;
 use crate::ingest::lifecycle::LifecycleIngest;
-use crate::ingest::logs::LogsIngest;
+use crate::ingest::logs::logs_service;
+use crate::ingest::metrics::metrics_service;
 use crate::ingest::{BatchAdmission, IngestState};
 use crate::registry::InstanceRegistry;
 use crate::wal;
@@ -70,9 +72,12 @@ pub async fn run(
 
     let schema = LogSchema::new();
     let catalog = Arc::new(SplitCatalog::default());
+    let metric_catalog = Arc::new(SplitCatalog::default());
     let registry = Arc::new(RwLock::new(InstanceRegistry::default()));
     let api = Arc::new(ApiState {
         catalog: catalog.clone(),
+        metric_catalog: metric_catalog.clone(),
+        metric_parser: LogQueryParser::with_schema(MetricSchema::new().schema()),
         parser: LogQueryParser::new(&schema),
         schema,
         registry: registry.clone(),
@@ -94,11 +99,13 @@ pub async fn run(
     let backlog = Arc::new(IndexingBacklog::new(config.max_indexing_backlog_bytes));
     let recovery_config = config.clone();
     let recovery_catalog = catalog.clone();
+    let recovery_metric_catalog = metric_catalog.clone();
     let recovery_backlog = backlog.clone();
     let (indexer, next_lsn) = tokio::task::spawn_blocking(move || {
         recover(
             &recovery_config,
             recovery_catalog,
+            recovery_metric_catalog,
             registry,
             recovery_backlog,
         )
@@ -133,7 +140,8 @@ pub async fn run(
         backlog,
         heartbeat_interval: config.heartbeat_interval,
     });
-    let logs_service = LogsIngest::new(ingest.clone(), config.max_request_bytes);
+    let logs = logs_service(ingest.clone(), config.max_request_bytes);
+    let metrics = metrics_service(ingest.clone(), config.max_request_bytes);
     let lifecycle_service = LifecycleServer::new(LifecycleIngest {
         state: ingest.clone(),
     })
@@ -151,7 +159,8 @@ pub async fn run(
         // so they neither pile up nor hold a shutdown hostage.
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(InterceptedService::new(logs_service, auth.clone()))
+        .add_service(InterceptedService::new(logs, auth.clone()))
+        .add_service(InterceptedService::new(metrics, auth.clone()))
         .add_service(InterceptedService::new(lifecycle_service, auth))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(grpc_listener),
@@ -191,6 +200,7 @@ pub async fn run(
 fn recover(
     config: &ServerConfig,
     catalog: Arc<SplitCatalog>,
+    metric_catalog: Arc<SplitCatalog>,
     registry: Arc<RwLock<InstanceRegistry>>,
     backlog: Arc<IndexingBacklog>,
 ) -> anyhow::Result<(Indexer, u64)> {
@@ -203,7 +213,7 @@ fn recover(
         threads: config.indexer_threads,
         memory_bytes: config.indexer_memory_bytes,
     };
-    let mut indexer = Indexer::open(settings, catalog, registry, backlog)?;
+    let mut indexer = Indexer::open(settings, catalog, metric_catalog, registry, backlog)?;
     let mut replayed = 0u64;
     let wal_dir = config.data_dir.join("wal");
     let next_lsn = wal::recover(&wal_dir, |record| {

@@ -142,10 +142,13 @@ pub enum AggregateFunction {
     /// `rate()` is lines per second; `rate(field)` the field's sum per second, over the
     /// query's time range (or each timechart bucket).
     Rate,
+    /// `increase()`: how much a counter grew (metrics only; counter resets are
+    /// followed), the total of `rate()` without dividing by time.
+    Increase,
 }
 
 impl AggregateFunction {
-    pub const ALL: [AggregateFunction; 11] = [
+    pub const ALL: [AggregateFunction; 12] = [
         AggregateFunction::Count,
         AggregateFunction::Sum,
         AggregateFunction::Avg,
@@ -157,6 +160,7 @@ impl AggregateFunction {
         AggregateFunction::P99,
         AggregateFunction::CountDistinct,
         AggregateFunction::Rate,
+        AggregateFunction::Increase,
     ];
 
     pub fn name(self) -> &'static str {
@@ -172,6 +176,7 @@ impl AggregateFunction {
             AggregateFunction::P99 => "p99",
             AggregateFunction::CountDistinct => "count_distinct",
             AggregateFunction::Rate => "rate",
+            AggregateFunction::Increase => "increase",
         }
     }
 
@@ -194,9 +199,12 @@ impl AggregateFunction {
         }
     }
 
-    /// Whether the function needs a field (all but `count` and `rate`).
+    /// Whether the function needs a field (all but `count`, `rate` and `increase`).
     pub fn requires_field(self) -> bool {
-        !matches!(self, AggregateFunction::Count | AggregateFunction::Rate)
+        !matches!(
+            self,
+            AggregateFunction::Count | AggregateFunction::Rate | AggregateFunction::Increase
+        )
     }
 }
 

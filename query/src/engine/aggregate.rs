@@ -269,6 +269,12 @@ impl Planner<'_> {
     ) -> Result<Vec<PlannedFunction>, QueryError> {
         let mut functions = Vec::with_capacity(aggregations.len());
         for (position, aggregation) in aggregations.iter().enumerate() {
+            if aggregation.function == AggregateFunction::Increase {
+                return Err(QueryError::new(
+                    aggregation.span.clone(),
+                    "increase() applies to metric counters; name one with `metric:NAME` in the filter",
+                ));
+            }
             let field = aggregation.field.as_ref().map(|field| field.node.clone());
             let mut column = None;
             if let Some(spanned) = &aggregation.field {
@@ -311,7 +317,7 @@ fn metric_requests(functions: &[PlannedFunction]) -> serde_json::Map<String, ser
             AggregateFunction::Rate if function.field.is_none() => {
                 json!({ "value_count": { "field": field } })
             }
-            AggregateFunction::Sum | AggregateFunction::Rate => {
+            AggregateFunction::Sum | AggregateFunction::Rate | AggregateFunction::Increase => {
                 json!({ "sum": { "field": field } })
             }
             AggregateFunction::Avg => json!({ "avg": { "field": field } }),
@@ -507,9 +513,9 @@ impl Leaf<'_> {
             _ => metric.unwrap_or(0.0),
         };
         match function.function {
-            AggregateFunction::Count | AggregateFunction::CountDistinct => {
-                Cell::Integer(count() as i64)
-            }
+            AggregateFunction::Count
+            | AggregateFunction::CountDistinct
+            | AggregateFunction::Increase => Cell::Integer(count() as i64),
             AggregateFunction::Rate => {
                 let per_seconds = if self.per_seconds > 0.0 {
                     self.per_seconds
@@ -676,8 +682,9 @@ fn compare_rows(a: &[Cell], b: &[Cell]) -> Ordering {
 }
 
 /// Applies `fields`, `sort` and `limit` in query order. The parser has checked that every
-/// column they name exists at that point.
-fn shape(mut table: AggregateTable, stages: &[Stage]) -> AggregateTable {
+/// column they name exists at that point. Public because the server's metric engine
+/// builds its tables itself and shapes them with this.
+pub fn shape(mut table: AggregateTable, stages: &[Stage]) -> AggregateTable {
     for stage in stages {
         match stage {
             Stage::Fields { columns, .. } => {

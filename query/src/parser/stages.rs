@@ -679,7 +679,8 @@ fn check_aggregated_field(
         | AggregateFunction::P90
         | AggregateFunction::P95
         | AggregateFunction::P99
-        | AggregateFunction::Rate => (
+        | AggregateFunction::Rate
+        | AggregateFunction::Increase => (
             matches!(kind, FieldKind::Number | FieldKind::Json),
             "a number or attribute field",
         ),

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, ApiState, ensure_ready, reject_unknown, time_range};
 use crate::index::aggregate::{AggregateRequest, aggregate};
+use crate::index::metric_query::{metric_aggregate, required_metrics};
 
 pub async fn aggregate_handler(
     State(state): State<Arc<ApiState>>,
@@ -27,7 +28,16 @@ pub async fn aggregate_handler(
         end_nanos,
     };
     let response = tokio::task::spawn_blocking(move || {
-        aggregate(&state.catalog, &state.parser, &state.limits, &request)
+        // A filter that names a metric reads the metric splits.
+        match epitaph_query::parse(&request.query) {
+            Ok(parsed) if required_metrics(&parsed.filter).is_some() => metric_aggregate(
+                &state.metric_catalog,
+                &state.metric_parser,
+                &parsed,
+                &request,
+            ),
+            _ => aggregate(&state.catalog, &state.parser, &state.limits, &request),
+        }
     })
     .await
     .map_err(|e| ApiError::Internal(format!("aggregate task failed: {e}")))??;

@@ -32,9 +32,13 @@ use crate::wal::WalSegments;
 mod aggregate;
 mod context;
 mod fields;
+mod versions;
 
 pub struct ApiState {
     pub catalog: Arc<SplitCatalog>,
+    /// The metric splits, and the parser that compiles filters over their schema.
+    pub metric_catalog: Arc<SplitCatalog>,
+    pub metric_parser: LogQueryParser,
     pub schema: LogSchema,
     pub parser: LogQueryParser,
     pub registry: Arc<RwLock<InstanceRegistry>>,
@@ -53,6 +57,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/aggregate", get(aggregate::aggregate_handler))
         .route("/api/v1/context", get(context::context_handler))
         .route("/api/v1/fields", get(fields::fields_handler))
+        .route("/api/v1/versions", get(versions::versions_handler))
         .route("/api/v1/instances", get(instances_handler))
         .route("/api/v1/stats", get(stats_handler))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

@@ -18,11 +18,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use epitaph_proto::BatchId;
 use epitaph_proto::collector::logs::v1::ExportLogsServiceRequest;
+use epitaph_proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use epitaph_proto::lifecycle::{GoodbyeRequest, HeartbeatRequest, HelloRequest, LossReport};
 use prost::Message;
 use tracing::{info, warn};
 
 use super::catalog::{SearchableSplit, SplitCatalog};
+use super::metric_schema::MetricSchema;
 use super::schema::{LogSchema, ROW_INDEX_BITS};
 use super::split::{OpenSplit, SealedSplit, read_sealed_metadata};
 use crate::checkpoint::Checkpoint;
@@ -36,6 +38,7 @@ use crate::wal::{RecordContent, RecordKind, WalSegments};
 #[derive(Debug)]
 pub enum RecordPayload {
     Logs(Arc<ExportLogsServiceRequest>),
+    Metrics(Arc<ExportMetricsServiceRequest>),
     Hello(HelloRequest),
     Heartbeat(HeartbeatRequest),
     Goodbye(GoodbyeRequest),
@@ -58,6 +61,9 @@ impl DurableRecord {
             RecordKind::Logs => RecordPayload::Logs(Arc::new(ExportLogsServiceRequest::decode(
                 content.payload.as_slice(),
             )?)),
+            RecordKind::Metrics => RecordPayload::Metrics(Arc::new(
+                ExportMetricsServiceRequest::decode(content.payload.as_slice())?,
+            )),
             RecordKind::Hello => {
                 RecordPayload::Hello(HelloRequest::decode(content.payload.as_slice())?)
             }
@@ -89,48 +95,41 @@ pub struct IndexerSettings {
     pub memory_bytes: usize,
 }
 
-pub struct Indexer {
-    settings: IndexerSettings,
-    splits_dir: PathBuf,
-    schema: LogSchema,
+/// One kind of splits (logs or metrics): a directory of them, the open one, and the
+/// catalog searches read.
+struct SplitSet {
+    directory: PathBuf,
+    schema: tantivy::schema::Schema,
     open: Option<OpenSplit>,
     open_since: Instant,
     catalog: Arc<SplitCatalog>,
-    ledger: BatchLedger,
-    registry: Arc<RwLock<InstanceRegistry>>,
-    /// Every record up to this LSN is applied to the ledger and registry.
-    applied_lsn: u64,
-    /// Every log record up to this LSN is in a split (committed or pending).
+    /// Every record of this kind up to this LSN is in a split (committed or pending).
     indexed_lsn: u64,
-    checkpointed_lsn: u64,
-    backlog: Arc<IndexingBacklog>,
 }
 
-impl Indexer {
-    /// Opens the splits and the checkpoint in `data_dir`, ready for WAL replay.
-    pub fn open(
-        settings: IndexerSettings,
+impl SplitSet {
+    /// Publishes the sealed splits of `directory`, seals all but the newest unsealed one
+    /// (left over by a crash during a seal) and reopens that one.
+    fn open(
+        directory: PathBuf,
+        schema: tantivy::schema::Schema,
         catalog: Arc<SplitCatalog>,
-        registry: Arc<RwLock<InstanceRegistry>>,
-        backlog: Arc<IndexingBacklog>,
-    ) -> anyhow::Result<Indexer> {
-        let schema = LogSchema::new();
-        let splits_dir = settings.data_dir.join("splits");
-        std::fs::create_dir_all(&splits_dir)
-            .with_context(|| format!("creating {}", splits_dir.display()))?;
-        let checkpoint = Checkpoint::load(&settings.data_dir)?;
+        settings: &IndexerSettings,
+    ) -> anyhow::Result<SplitSet> {
+        std::fs::create_dir_all(&directory)
+            .with_context(|| format!("creating {}", directory.display()))?;
         let mut indexed_lsn = 0;
         let mut unsealed: Vec<PathBuf> = Vec::new();
-        let mut directories: Vec<PathBuf> = std::fs::read_dir(&splits_dir)?
+        let mut directories: Vec<PathBuf> = std::fs::read_dir(&directory)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_dir())
             .collect();
         directories.sort();
-        for directory in directories {
-            match read_sealed_metadata(&directory)? {
+        for split_directory in directories {
+            match read_sealed_metadata(&split_directory)? {
                 Some(metadata) => {
                     indexed_lsn = indexed_lsn.max(metadata.last_lsn);
-                    let split = SealedSplit::open(directory, metadata)?;
+                    let split = SealedSplit::open(split_directory, metadata)?;
                     catalog.publish_sealed(
                         SearchableSplit {
                             metadata: split.metadata,
@@ -139,15 +138,14 @@ impl Indexer {
                         false,
                     );
                 }
-                None => unsealed.push(directory),
+                None => unsealed.push(split_directory),
             }
         }
         let mut open = None;
-        // Normally at most one split is unsealed; older ones (from a crash during a
-        // seal) are sealed now.
         let newest_unsealed = unsealed.pop();
-        for directory in unsealed {
-            let split = OpenSplit::reopen(directory, settings.threads, settings.memory_bytes)?;
+        for split_directory in unsealed {
+            let split =
+                OpenSplit::reopen(split_directory, settings.threads, settings.memory_bytes)?;
             indexed_lsn = indexed_lsn.max(split.committed.last_lsn);
             let sealed = split.seal(now_nanos())?;
             catalog.publish_sealed(
@@ -158,8 +156,9 @@ impl Indexer {
                 false,
             );
         }
-        if let Some(directory) = newest_unsealed {
-            let split = OpenSplit::reopen(directory, settings.threads, settings.memory_bytes)?;
+        if let Some(split_directory) = newest_unsealed {
+            let split =
+                OpenSplit::reopen(split_directory, settings.threads, settings.memory_bytes)?;
             indexed_lsn = indexed_lsn.max(split.committed.last_lsn);
             catalog.publish_open(SearchableSplit {
                 metadata: split.committed.clone(),
@@ -167,23 +166,142 @@ impl Indexer {
             });
             open = Some(split);
         }
-        *registry.write().expect("registry lock poisoned") = checkpoint.registry;
-        info!(
-            checkpoint_lsn = checkpoint.lsn,
-            indexed_lsn,
-            splits = catalog.totals().splits,
-            "opened splits and checkpoint"
-        );
-        Ok(Indexer {
-            splits_dir,
+        Ok(SplitSet {
+            directory,
             schema,
             open,
             open_since: Instant::now(),
             catalog,
+            indexed_lsn,
+        })
+    }
+
+    /// The open split, created if there is none; `lsn` is the record about to go in.
+    fn open_split(
+        &mut self,
+        lsn: u64,
+        settings: &IndexerSettings,
+    ) -> anyhow::Result<&mut OpenSplit> {
+        if self.open.is_none() {
+            let split = OpenSplit::create(
+                &self.directory,
+                self.schema.clone(),
+                now_nanos(),
+                lsn,
+                settings.threads,
+                settings.memory_bytes,
+            )?;
+            self.open = Some(split);
+            self.open_since = Instant::now();
+        }
+        Ok(self.open.as_mut().expect("open split was just ensured"))
+    }
+
+    /// Commits the open split if anything changed, and publishes what it committed.
+    fn commit(&mut self) -> anyhow::Result<()> {
+        if let Some(split) = self.open.as_mut()
+            && split.has_uncommitted()
+        {
+            split.commit()?;
+            self.catalog.publish_open(SearchableSplit {
+                metadata: split.committed.clone(),
+                reader: split.reader.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Seals the open split once its window is over or it is full.
+    fn seal_if_due(&mut self, settings: &IndexerSettings) -> anyhow::Result<()> {
+        let window_over = self.open_since.elapsed() >= settings.split_window;
+        let full = self
+            .open
+            .as_ref()
+            .is_some_and(|s| s.committed.num_docs >= settings.split_max_docs);
+        if !(window_over || full) {
+            return Ok(());
+        }
+        let Some(split) = self.open.take() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let sealed = split.seal(now_nanos())?;
+        info!(
+            split = %sealed.metadata.split_id,
+            docs = sealed.metadata.num_docs,
+            disk_bytes = sealed.metadata.disk_bytes,
+            took_ms = started.elapsed().as_millis() as u64,
+            "sealed split"
+        );
+        self.catalog.publish_sealed(
+            SearchableSplit {
+                metadata: sealed.metadata,
+                reader: sealed.reader,
+            },
+            true,
+        );
+        Ok(())
+    }
+}
+
+pub struct Indexer {
+    settings: IndexerSettings,
+    schema: LogSchema,
+    metric_schema: MetricSchema,
+    logs: SplitSet,
+    metrics: SplitSet,
+    ledger: BatchLedger,
+    registry: Arc<RwLock<InstanceRegistry>>,
+    /// Every record up to this LSN is applied to the ledger and registry.
+    applied_lsn: u64,
+    checkpointed_lsn: u64,
+    backlog: Arc<IndexingBacklog>,
+}
+
+impl Indexer {
+    /// Opens the splits and the checkpoint in `data_dir`, ready for WAL replay.
+    pub fn open(
+        settings: IndexerSettings,
+        catalog: Arc<SplitCatalog>,
+        metric_catalog: Arc<SplitCatalog>,
+        registry: Arc<RwLock<InstanceRegistry>>,
+        backlog: Arc<IndexingBacklog>,
+    ) -> anyhow::Result<Indexer> {
+        let schema = LogSchema::new();
+        let metric_schema = MetricSchema::new();
+        let checkpoint = Checkpoint::load(&settings.data_dir)?;
+        let mut logs = SplitSet::open(
+            splits_dir(&settings.data_dir),
+            schema.schema(),
+            catalog,
+            &settings,
+        )?;
+        let mut metrics = SplitSet::open(
+            metric_splits_dir(&settings.data_dir),
+            metric_schema.schema(),
+            metric_catalog,
+            &settings,
+        )?;
+        // The checkpoint is saved only after both open splits committed.
+        logs.indexed_lsn = logs.indexed_lsn.max(checkpoint.lsn);
+        metrics.indexed_lsn = metrics.indexed_lsn.max(checkpoint.lsn);
+        *registry.write().expect("registry lock poisoned") = checkpoint.registry;
+        info!(
+            checkpoint_lsn = checkpoint.lsn,
+            logs_indexed_lsn = logs.indexed_lsn,
+            metrics_indexed_lsn = metrics.indexed_lsn,
+            log_splits = logs.catalog.totals().splits,
+            metric_splits = metrics.catalog.totals().splits,
+            "opened splits and checkpoint"
+        );
+        Ok(Indexer {
+            schema,
+            metric_schema,
+            logs,
+            metrics,
             ledger: checkpoint.ledger,
             registry,
             applied_lsn: checkpoint.lsn,
-            indexed_lsn: indexed_lsn.max(checkpoint.lsn),
             checkpointed_lsn: checkpoint.lsn,
             backlog,
             settings,
@@ -193,7 +311,10 @@ impl Indexer {
     /// The next LSN the WAL may assign: past everything the checkpoint and splits hold,
     /// even if the WAL segments holding them are gone.
     pub fn lsn_floor(&self) -> u64 {
-        self.applied_lsn.max(self.indexed_lsn) + 1
+        self.applied_lsn
+            .max(self.logs.indexed_lsn)
+            .max(self.metrics.indexed_lsn)
+            + 1
     }
 
     pub fn ledger(&self) -> &BatchLedger {
@@ -218,7 +339,7 @@ impl Indexer {
         let at = record.received_at_nanos;
         match &record.payload {
             RecordPayload::Logs(request) => {
-                if lsn > self.indexed_lsn {
+                if lsn > self.logs.indexed_lsn {
                     self.index_logs(lsn, request, at)?;
                 }
                 if let Some(batch) = &record.batch {
@@ -226,6 +347,20 @@ impl Indexer {
                     let watermark = self.ledger.watermark(&batch.agent_id);
                     let mut registry = self.registry.write().expect("registry lock poisoned");
                     registry.apply_batch(&batch.agent_id, batch.sequence, watermark, at);
+                }
+            }
+            RecordPayload::Metrics(request) => {
+                if lsn > self.metrics.indexed_lsn {
+                    self.index_metrics(lsn, request, at)?;
+                }
+                if let Some(batch) = &record.batch {
+                    self.ledger.record(&metrics_batch(batch));
+                    // Metrics batches say the agent is alive, but their sequences are
+                    // not the log sequences a goodbye counts.
+                    self.registry
+                        .write()
+                        .expect("registry lock poisoned")
+                        .touch_if_known(&batch.agent_id, at);
                 }
             }
             RecordPayload::Hello(hello) => {
@@ -263,19 +398,7 @@ impl Indexer {
         request: &ExportLogsServiceRequest,
         received_at_nanos: i64,
     ) -> anyhow::Result<()> {
-        if self.open.is_none() {
-            let split = OpenSplit::create(
-                &self.splits_dir,
-                &self.schema,
-                now_nanos(),
-                lsn,
-                self.settings.threads,
-                self.settings.memory_bytes,
-            )?;
-            self.open = Some(split);
-            self.open_since = Instant::now();
-        }
-        let split = self.open.as_mut().expect("open split was just ensured");
+        let split = self.logs.open_split(lsn, &self.settings)?;
         let row_base = lsn << ROW_INDEX_BITS;
         let mut failure = None;
         self.schema.documents_from_request(
@@ -298,22 +421,43 @@ impl Indexer {
             return Err(error);
         }
         split.pending.last_lsn = lsn;
-        self.indexed_lsn = lsn;
+        self.logs.indexed_lsn = lsn;
+        Ok(())
+    }
+
+    fn index_metrics(
+        &mut self,
+        lsn: u64,
+        request: &ExportMetricsServiceRequest,
+        received_at_nanos: i64,
+    ) -> anyhow::Result<()> {
+        let split = self.metrics.open_split(lsn, &self.settings)?;
+        let mut failure = None;
+        self.metric_schema
+            .documents_from_request(request, received_at_nanos, |document, facts| {
+                if failure.is_some() {
+                    return;
+                }
+                split
+                    .pending
+                    .observe_metric(facts.identity, facts.metric, facts.timestamp_nanos);
+                if let Err(e) = split.add_document(document) {
+                    failure = Some(e);
+                }
+            });
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        split.pending.last_lsn = lsn;
+        self.metrics.indexed_lsn = lsn;
         Ok(())
     }
 
     /// Commits the open split, saves a checkpoint, trims the WAL and seals the split if
     /// its window is over. Cheap when nothing changed.
     pub fn commit_and_checkpoint(&mut self, wal: Option<&WalSegments>) -> anyhow::Result<()> {
-        if let Some(split) = self.open.as_mut()
-            && split.has_uncommitted()
-        {
-            split.commit()?;
-            self.catalog.publish_open(SearchableSplit {
-                metadata: split.committed.clone(),
-                reader: split.reader.clone(),
-            });
-        }
+        self.logs.commit()?;
+        self.metrics.commit()?;
         if self.applied_lsn > self.checkpointed_lsn {
             let checkpoint = Checkpoint {
                 lsn: self.applied_lsn,
@@ -330,37 +474,8 @@ impl Indexer {
                 wal.remove_segments_through(self.checkpointed_lsn)?;
             }
         }
-        let window_over = self.open_since.elapsed() >= self.settings.split_window;
-        let full = self
-            .open
-            .as_ref()
-            .is_some_and(|s| s.committed.num_docs >= self.settings.split_max_docs);
-        if window_over || full {
-            self.seal_open_split()?;
-        }
-        Ok(())
-    }
-
-    fn seal_open_split(&mut self) -> anyhow::Result<()> {
-        let Some(split) = self.open.take() else {
-            return Ok(());
-        };
-        let started = Instant::now();
-        let sealed = split.seal(now_nanos())?;
-        info!(
-            split = %sealed.metadata.split_id,
-            docs = sealed.metadata.num_docs,
-            disk_bytes = sealed.metadata.disk_bytes,
-            took_ms = started.elapsed().as_millis() as u64,
-            "sealed split"
-        );
-        self.catalog.publish_sealed(
-            SearchableSplit {
-                metadata: sealed.metadata,
-                reader: sealed.reader,
-            },
-            true,
-        );
+        self.logs.seal_if_due(&self.settings)?;
+        self.metrics.seal_if_due(&self.settings)?;
         Ok(())
     }
 
@@ -403,7 +518,22 @@ pub fn now_nanos() -> i64 {
         .unwrap_or(0)
 }
 
-/// The splits directory inside a data directory.
+/// The log splits directory inside a data directory.
 pub fn splits_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("splits")
+}
+
+/// The metric splits directory inside a data directory.
+pub fn metric_splits_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("metric-splits")
+}
+
+/// The ledger key of a metrics batch. An agent numbers its metrics exports apart from
+/// its log batches, so they are deduplicated apart; `#` never appears in the agent ids
+/// agents generate (UUIDs).
+pub fn metrics_batch(batch: &BatchId) -> BatchId {
+    BatchId {
+        agent_id: format!("{}#metrics", batch.agent_id),
+        sequence: batch.sequence,
+    }
 }

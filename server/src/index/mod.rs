@@ -4,6 +4,8 @@
 pub mod aggregate;
 pub mod catalog;
 pub mod indexer;
+pub mod metric_query;
+pub mod metric_schema;
 pub mod schema;
 pub mod search;
 pub mod split;

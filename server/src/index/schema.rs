@@ -321,7 +321,7 @@ fn keyword_options_unfast() -> TextOptions {
         .set_stored()
 }
 
-fn positive_nanos(nanos: u64) -> Option<i64> {
+pub(crate) fn positive_nanos(nanos: u64) -> Option<i64> {
     (nanos > 0).then(|| i64::try_from(nanos).unwrap_or(i64::MAX))
 }
 
@@ -379,7 +379,7 @@ pub fn any_value_to_text(value: &AnyValue) -> String {
     }
 }
 
-fn any_value_to_owned(value: &AnyValue) -> OwnedValue {
+pub(crate) fn any_value_to_owned(value: &AnyValue) -> OwnedValue {
     match &value.value {
         None => OwnedValue::Null,
         Some(any_value::Value::StringValue(v)) => OwnedValue::Str(v.clone()),

@@ -19,7 +19,9 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
 
-use super::schema::{DocumentIdentity, LogSchema, split_index_settings};
+use tantivy::schema::Schema;
+
+use super::schema::{DocumentIdentity, split_index_settings};
 
 pub const SEALED_METADATA_FILE: &str = "split.json";
 
@@ -47,6 +49,9 @@ pub struct SplitMetadata {
     /// before this field existed read it as empty (see [`SplitMetadata::first_seen`]).
     #[serde(default)]
     pub version_first_seen: BTreeMap<String, BTreeMap<String, i64>>,
+    /// In a metric split, the metric names it holds; empty in log splits.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub metrics: BTreeSet<String>,
 }
 
 impl SplitMetadata {
@@ -87,6 +92,17 @@ impl SplitMetadata {
                 versions.insert(version.to_string(), timestamp_nanos);
             }
         }
+    }
+
+    /// Counts one metric data point, as [`SplitMetadata::observe`] counts a log line.
+    pub fn observe_metric(
+        &mut self,
+        identity: &DocumentIdentity<'_>,
+        metric: &str,
+        timestamp_nanos: i64,
+    ) {
+        self.observe(identity, timestamp_nanos, 0);
+        insert_if_new(&mut self.metrics, metric);
     }
 
     /// `(service, version, earliest timestamp in this split)` for every pair the split
@@ -146,7 +162,7 @@ pub struct OpenSplit {
 impl OpenSplit {
     pub fn create(
         splits_dir: &Path,
-        schema: &LogSchema,
+        schema: Schema,
         created_at_nanos: i64,
         first_lsn: u64,
         threads: usize,
@@ -157,7 +173,7 @@ impl OpenSplit {
         std::fs::create_dir_all(&directory)
             .with_context(|| format!("creating split {}", directory.display()))?;
         let index = Index::builder()
-            .schema(schema.schema())
+            .schema(schema)
             .settings(split_index_settings())
             .create_in_dir(&directory)
             .with_context(|| format!("creating split index {}", directory.display()))?;

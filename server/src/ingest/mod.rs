@@ -12,6 +12,8 @@ pub mod backlog;
 pub mod ledger;
 pub mod lifecycle;
 pub mod logs;
+pub mod metrics;
+pub mod raw;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -112,7 +114,7 @@ impl IngestState {
         payload: RecordPayload,
     ) -> Result<u64, Status> {
         let backlog_bytes = payload_bytes.len() as u64;
-        if kind == RecordKind::Logs {
+        if matches!(kind, RecordKind::Logs | RecordKind::Metrics) {
             if let Err(behind) = self.backlog.admit(backlog_bytes, BACKLOG_PATIENCE).await {
                 return Err(retryable(
                     Code::Unavailable,

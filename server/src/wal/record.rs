@@ -30,6 +30,8 @@ pub enum RecordKind {
     Goodbye = 4,
     /// A lifecycle `LossReport`.
     Loss = 5,
+    /// An `ExportMetricsServiceRequest`.
+    Metrics = 6,
 }
 
 impl RecordKind {
@@ -40,6 +42,7 @@ impl RecordKind {
             3 => RecordKind::Heartbeat,
             4 => RecordKind::Goodbye,
             5 => RecordKind::Loss,
+            6 => RecordKind::Metrics,
             _ => return None,
         })
     }

@@ -1,0 +1,852 @@
+//! Metric queries: `stats` and `timechart` over metric splits, with functions that are
+//! right for each kind of metric.
+//!
+//! A query whose filter requires `metric:NAME` reads the metric splits. The filter is the
+//! query language's own (identity fields, `metric`, `attrs.*`, time ranges), compiled by
+//! the same engine as for logs; what differs is how points become numbers, because a
+//! cumulative counter's raw values mean nothing summed:
+//!
+//! | function | gauge, non-monotonic sum | monotonic sum (counter) | histogram, summary |
+//! |---|---|---|---|
+//! | `count()` | points | points | points |
+//! | `sum/avg/min/max/pNN(value)` | over the points' values | over the raw values | — |
+//! | `rate()`, `rate(value)` | error | increase per second | observations per second |
+//! | `increase()`, `increase(value)` | error | increase | observations |
+//! | `avg()` | — | — | mean observation: Δsum / Δcount |
+//! | `pNN()` | — | — | from the buckets, `histogram_quantile`-style |
+//!
+//! The increase of a cumulative series is summed from the differences between its
+//! consecutive points; a point whose value went down, or whose start time changed, starts
+//! the series anew (an instance restart resets its counters), and then its whole value is
+//! the increase since the restart. The first point of a series in the queried range
+//! counts whole only when the series started inside the range (its start time says so);
+//! otherwise what happened before it is outside the range. Delta series add up as they
+//! are. A point's increase falls in the timechart bucket of its timestamp; `rate` divides
+//! by the bucket width (the query's range for `stats`). Groups add their series' values.
+//!
+//! Histogram quantiles interpolate linearly inside the bucket where the rank falls, over
+//! the buckets' increases in the range summed across the group's series, as Prometheus'
+//! `histogram_quantile` does; a rank in the last (unbounded) bucket answers the highest
+//! finite bound. Exponential histograms are stored whole, but only their count and sum
+//! are queryable so far.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use epitaph_query::engine::aggregate::{AggregateTable, Cell, shape};
+use epitaph_query::{
+    AggregateFunction, Aggregation, FieldRef, Filter, Query, QueryError, Span, Stage, Value,
+};
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{BytesColumn, Column, DynamicColumn, StrColumn};
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
+
+use super::aggregate::{AggregateRequest, AggregateResponse, cell_to_json, number_to_json, within};
+use super::catalog::SplitCatalog;
+use super::indexer::now_nanos;
+use super::metric_schema::Buckets;
+use super::search::{LogQueryParser, SearchError, SplitVersions};
+
+/// The metric names a filter requires (`metric:a` or `metric:a OR metric:b` at its top
+/// level), or `None` when it does not name one: such a query is a log query.
+pub fn required_metrics(filter: &Filter) -> Option<BTreeSet<String>> {
+    match filter {
+        Filter::Term {
+            field: Some(FieldRef::Metric),
+            value,
+            ..
+        } => Some(BTreeSet::from([value_text(value)])),
+        Filter::And { operands, .. } => operands.iter().find_map(required_metrics),
+        Filter::Or { operands, .. } => {
+            let mut names = BTreeSet::new();
+            for operand in operands {
+                names.extend(required_metrics(operand)?);
+            }
+            Some(names)
+        }
+        _ => None,
+    }
+}
+
+fn value_text(value: &Value) -> String {
+    value.text.clone()
+}
+
+/// Runs a `stats` or `timechart` query over the metric splits.
+pub fn metric_aggregate(
+    catalog: &SplitCatalog,
+    parser: &LogQueryParser,
+    query: &Query,
+    request: &AggregateRequest,
+) -> Result<AggregateResponse, SearchError> {
+    let plan = MetricPlan::new(query).map_err(SearchError::Query)?;
+    let metrics = required_metrics(&query.filter).unwrap_or_default();
+    let splits = catalog.snapshot();
+    let versions = SplitVersions::from_splits(splits.iter().map(|split| &split.metadata));
+    let now = now_nanos();
+    let filter = parser.compile(&query.filter, &versions, now)?;
+    let compiled = within(
+        filter.query.box_clone(),
+        parser,
+        request.start_nanos,
+        request.end_nanos,
+    )?;
+    let collector = PointCollector {
+        by: plan.by.clone(),
+        needs_buckets: plan.needs_buckets(),
+    };
+    let mut collected = Collected::default();
+    let mut splits_searched = 0;
+    let mut splits_skipped = 0;
+    let mut oldest_searched: Option<i64> = None;
+    for split in splits {
+        let holds_metric = metrics.is_empty() || !metrics.is_disjoint(&split.metadata.metrics);
+        if !holds_metric
+            || !filter.may_match(&split.metadata, request.start_nanos, request.end_nanos)
+        {
+            splits_skipped += 1;
+            continue;
+        }
+        splits_searched += 1;
+        if let Some(min) = split.metadata.min_timestamp_nanos {
+            oldest_searched = Some(oldest_searched.map_or(min, |oldest| oldest.min(min)));
+        }
+        let fruit = split
+            .reader
+            .searcher()
+            .search(compiled.as_ref(), &collector)?;
+        collected.merge(fruit);
+    }
+    let range_start = request
+        .start_nanos
+        .or(filter.time.start_nanos)
+        .or(oldest_searched)
+        .unwrap_or(now);
+    let range_end = request.end_nanos.or(filter.time.end_nanos).unwrap_or(now);
+    let table = plan.evaluate(collected, range_start, range_end)?;
+    let table = shape(table, &query.stages[1..]);
+    Ok(AggregateResponse {
+        columns: table.columns,
+        rows: table
+            .rows
+            .into_iter()
+            .map(|row| row.into_iter().map(cell_to_json).collect())
+            .collect(),
+        span_seconds: plan
+            .bucket_nanos
+            .map(|nanos| number_to_json(nanos as f64 / 1e9)),
+        splits_searched,
+        splits_skipped,
+    })
+}
+
+/// What a metric query computes.
+struct MetricPlan {
+    functions: Vec<Aggregation>,
+    by: Vec<FieldRef>,
+    /// A timechart's bucket width; `None` for `stats`.
+    bucket_nanos: Option<i64>,
+}
+
+impl MetricPlan {
+    fn new(query: &Query) -> Result<MetricPlan, QueryError> {
+        let (functions, by, bucket_nanos, span) = match query.aggregation() {
+            Some(Stage::Stats {
+                aggregations,
+                by,
+                span,
+            }) => (aggregations, by.clone(), None, span),
+            Some(Stage::Timechart {
+                bucket,
+                aggregations,
+                by,
+                span,
+            }) => {
+                let nanos = i64::try_from(bucket.as_nanos()).unwrap_or(i64::MAX).max(1);
+                (
+                    aggregations,
+                    by.iter().cloned().collect(),
+                    Some(nanos),
+                    span,
+                )
+            }
+            Some(other) => {
+                return Err(QueryError::new(
+                    other.span().clone(),
+                    format!(
+                        "`{}` does not apply to metrics; use `stats` or `timechart`",
+                        other.keyword()
+                    ),
+                ));
+            }
+            None => {
+                return Err(QueryError::new(
+                    query.span.clone(),
+                    "a metric query needs `| stats ...` or `| timechart ...`",
+                ));
+            }
+        };
+        for field in &by {
+            if !matches!(
+                field.node,
+                FieldRef::Identity(_) | FieldRef::Metric | FieldRef::Attribute(_)
+            ) {
+                return Err(QueryError::new(
+                    field.span.clone(),
+                    format!(
+                        "metrics are grouped by identity fields, `metric` and `attrs.*`, not `{}`",
+                        field.node
+                    ),
+                ));
+            }
+        }
+        for function in functions {
+            check_function(function, span)?;
+        }
+        Ok(MetricPlan {
+            functions: functions.clone(),
+            by: by.into_iter().map(|field| field.node).collect(),
+            bucket_nanos,
+        })
+    }
+
+    fn needs_buckets(&self) -> bool {
+        self.functions
+            .iter()
+            .any(|f| percentile(f.function).is_some())
+    }
+
+    fn evaluate(
+        &self,
+        collected: Collected,
+        range_start: i64,
+        range_end: i64,
+    ) -> Result<AggregateTable, SearchError> {
+        // (bucket start, group) → per function accumulators.
+        let mut cells: BTreeMap<(i64, Vec<String>), Vec<Accumulator>> = BTreeMap::new();
+        let bucket_of = |timestamp: i64| match self.bucket_nanos {
+            Some(width) => timestamp.div_euclid(width) * width,
+            None => 0,
+        };
+        for series in collected.series.into_values() {
+            let Series { info, mut points } = series;
+            points.sort_by_key(|p| p.timestamp);
+            let increases = increases(&info, &points, range_start);
+            for (index, point) in points.iter().enumerate() {
+                let key = (bucket_of(point.timestamp), info.group.clone());
+                let accumulators = cells.entry(key).or_insert_with(|| {
+                    self.functions
+                        .iter()
+                        .map(|_| Accumulator::default())
+                        .collect()
+                });
+                for (function, accumulator) in self.functions.iter().zip(accumulators) {
+                    accumulator.add(function, &info, point, increases.get(index))?;
+                }
+            }
+        }
+        let per_seconds = match self.bucket_nanos {
+            Some(width) => width as f64 / 1e9,
+            None => (range_end.saturating_sub(range_start) as f64 / 1e9).max(1.0),
+        };
+        let mut columns = Vec::new();
+        if self.bucket_nanos.is_some() {
+            columns.push("time".to_string());
+        }
+        columns.extend(self.by.iter().map(FieldRef::to_string));
+        columns.extend(self.functions.iter().map(output_name));
+        let mut rows = Vec::with_capacity(cells.len());
+        for ((bucket, group), accumulators) in cells {
+            let mut row = Vec::with_capacity(columns.len());
+            if self.bucket_nanos.is_some() {
+                row.push(Cell::Time { unix_nanos: bucket });
+            }
+            row.extend(group.into_iter().map(Cell::Text));
+            for (function, accumulator) in self.functions.iter().zip(accumulators) {
+                row.push(accumulator.finish(function.function, per_seconds));
+            }
+            rows.push(row);
+        }
+        Ok(AggregateTable { columns, rows })
+    }
+}
+
+fn output_name(aggregation: &Aggregation) -> String {
+    aggregation.output_name()
+}
+
+fn check_function(aggregation: &Aggregation, _stage: &Span) -> Result<(), QueryError> {
+    if let Some(field) = &aggregation.field
+        && field.node != FieldRef::Value
+    {
+        return Err(QueryError::new(
+            field.span.clone(),
+            format!(
+                "metric functions read `value` (or nothing), not `{}`",
+                field.node
+            ),
+        ));
+    }
+    if aggregation.function == AggregateFunction::CountDistinct {
+        return Err(QueryError::new(
+            aggregation.span.clone(),
+            "count_distinct does not apply to metrics",
+        ));
+    }
+    Ok(())
+}
+
+fn percentile(function: AggregateFunction) -> Option<f64> {
+    match function {
+        AggregateFunction::P50 => Some(0.5),
+        AggregateFunction::P90 => Some(0.9),
+        AggregateFunction::P95 => Some(0.95),
+        AggregateFunction::P99 => Some(0.99),
+        _ => None,
+    }
+}
+
+/// What a series is, read once from its first point.
+#[derive(Debug, Clone)]
+struct SeriesInfo {
+    metric: String,
+    kind: String,
+    temporality: String,
+    monotonic: bool,
+    group: Vec<String>,
+}
+
+impl SeriesInfo {
+    fn is_counter(&self) -> bool {
+        self.kind == "sum" && self.monotonic
+    }
+
+    fn is_distribution(&self) -> bool {
+        matches!(
+            self.kind.as_str(),
+            "histogram" | "exponential_histogram" | "summary"
+        )
+    }
+
+    fn is_cumulative(&self) -> bool {
+        self.temporality == "cumulative" || self.kind == "summary"
+    }
+}
+
+#[derive(Debug, Clone)]
+struct MetricPoint {
+    timestamp: i64,
+    start: i64,
+    value: Option<f64>,
+    count: Option<u64>,
+    sum: Option<f64>,
+    buckets: Option<(Vec<f64>, Vec<u64>)>,
+}
+
+struct Series {
+    info: SeriesInfo,
+    points: Vec<MetricPoint>,
+}
+
+#[derive(Default)]
+struct Collected {
+    series: HashMap<u64, Series>,
+}
+
+impl Collected {
+    fn merge(&mut self, other: Collected) {
+        for (id, series) in other.series {
+            match self.series.get_mut(&id) {
+                Some(existing) => existing.points.extend(series.points),
+                None => {
+                    self.series.insert(id, series);
+                }
+            }
+        }
+    }
+}
+
+/// A point's increase: for counters the value gained, for distributions the
+/// observations (count), their sum, and the buckets' counts gained.
+#[derive(Debug, Clone, Default)]
+struct Increase {
+    value: f64,
+    sum: f64,
+    buckets: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+/// The increase each point adds (indexed like `points`), for counters and distributions;
+/// empty for gauges.
+fn increases(info: &SeriesInfo, points: &[MetricPoint], range_start: i64) -> Vec<Option<Increase>> {
+    if !(info.is_counter() || info.is_distribution()) {
+        return Vec::new();
+    }
+    let amount = |p: &MetricPoint| {
+        if info.is_distribution() {
+            p.count.unwrap_or(0) as f64
+        } else {
+            p.value.unwrap_or(0.0)
+        }
+    };
+    let whole = |p: &MetricPoint| Increase {
+        value: amount(p),
+        sum: p.sum.unwrap_or(0.0),
+        buckets: p
+            .buckets
+            .as_ref()
+            .map(|(bounds, counts)| (bounds.clone(), counts.iter().map(|c| *c as f64).collect())),
+    };
+    if !info.is_cumulative() {
+        return points.iter().map(|p| Some(whole(p))).collect();
+    }
+    let mut out = Vec::with_capacity(points.len());
+    for (index, point) in points.iter().enumerate() {
+        if index == 0 {
+            // Counted whole only if the series began inside the range.
+            let began_inside = point.start > 0 && point.start >= range_start;
+            out.push(began_inside.then(|| whole(point)));
+            continue;
+        }
+        let previous = &points[index - 1];
+        let restarted =
+            (point.start != previous.start && point.start > 0) || amount(point) < amount(previous);
+        if restarted {
+            out.push(Some(whole(point)));
+            continue;
+        }
+        let buckets = match (&point.buckets, &previous.buckets) {
+            (Some((bounds, counts)), Some((previous_bounds, previous_counts)))
+                if bounds == previous_bounds && counts.len() == previous_counts.len() =>
+            {
+                Some((
+                    bounds.clone(),
+                    counts
+                        .iter()
+                        .zip(previous_counts)
+                        .map(|(c, p)| c.saturating_sub(*p) as f64)
+                        .collect(),
+                ))
+            }
+            (Some((bounds, counts)), _) => {
+                Some((bounds.clone(), counts.iter().map(|c| *c as f64).collect()))
+            }
+            _ => None,
+        };
+        out.push(Some(Increase {
+            value: amount(point) - amount(previous),
+            sum: point.sum.unwrap_or(0.0) - previous.sum.unwrap_or(0.0),
+            buckets,
+        }));
+    }
+    out
+}
+
+/// One function's running state for one (bucket, group).
+#[derive(Debug, Default)]
+struct Accumulator {
+    points: u64,
+    values: Vec<f64>,
+    increase: f64,
+    increase_sum: f64,
+    buckets: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+impl Accumulator {
+    fn add(
+        &mut self,
+        aggregation: &Aggregation,
+        info: &SeriesInfo,
+        point: &MetricPoint,
+        increase: Option<&Option<Increase>>,
+    ) -> Result<(), SearchError> {
+        let function = aggregation.function;
+        self.points += 1;
+        let wrong_kind = |what: &str| {
+            SearchError::Query(QueryError::new(
+                aggregation.span.clone(),
+                format!(
+                    "{}() {what}: metric `{}` is a {}{}",
+                    function.name(),
+                    info.metric,
+                    if info.monotonic { "monotonic " } else { "" },
+                    info.kind.replace('_', " ")
+                ),
+            ))
+        };
+        match function {
+            AggregateFunction::Count => {}
+            AggregateFunction::Rate | AggregateFunction::Increase => {
+                if !(info.is_counter() || info.is_distribution()) {
+                    return Err(wrong_kind(
+                        "needs a counter (a monotonic sum) or a histogram",
+                    ));
+                }
+                if let Some(Some(increase)) = increase {
+                    self.increase += increase.value;
+                }
+            }
+            AggregateFunction::Avg if info.is_distribution() => {
+                if let Some(Some(increase)) = increase {
+                    self.increase += increase.value;
+                    self.increase_sum += increase.sum;
+                }
+            }
+            p if percentile(p).is_some() && info.is_distribution() => {
+                if info.kind != "histogram" {
+                    return Err(wrong_kind("reads explicit-bucket histograms"));
+                }
+                if let Some(Some(Increase {
+                    buckets: Some((bounds, counts)),
+                    ..
+                })) = increase
+                {
+                    match &mut self.buckets {
+                        None => self.buckets = Some((bounds.clone(), counts.clone())),
+                        Some((existing_bounds, existing)) if existing_bounds == bounds => {
+                            existing.iter_mut().zip(counts).for_each(|(e, c)| *e += c);
+                        }
+                        Some(_) => {
+                            return Err(wrong_kind(
+                                "cannot combine series with different bucket bounds",
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => {
+                if info.is_distribution() {
+                    return Err(wrong_kind("reads values, which distributions do not have"));
+                }
+                if let Some(value) = point.value {
+                    self.values.push(value);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, function: AggregateFunction, per_seconds: f64) -> Cell {
+        let number = |value: Option<f64>| value.map_or(Cell::Null, Cell::Number);
+        match function {
+            AggregateFunction::Count => Cell::Integer(self.points as i64),
+            AggregateFunction::Rate => Cell::Number(self.increase / per_seconds),
+            AggregateFunction::Increase => Cell::Number(self.increase),
+            AggregateFunction::Sum => Cell::Number(self.values.iter().sum()),
+            AggregateFunction::Min => number(self.values.iter().copied().reduce(f64::min)),
+            AggregateFunction::Max => number(self.values.iter().copied().reduce(f64::max)),
+            AggregateFunction::Avg if self.values.is_empty() && self.increase > 0.0 => {
+                Cell::Number(self.increase_sum / self.increase)
+            }
+            AggregateFunction::Avg => number(
+                (!self.values.is_empty())
+                    .then(|| self.values.iter().sum::<f64>() / self.values.len() as f64),
+            ),
+            p => {
+                let q = percentile(p).unwrap_or(0.5);
+                if let Some((bounds, counts)) = &self.buckets {
+                    return number(histogram_quantile(q, bounds, counts));
+                }
+                self.values.sort_by(f64::total_cmp);
+                number(exact_quantile(q, &self.values))
+            }
+        }
+    }
+}
+
+/// The quantile of sorted values, interpolating between the two nearest ranks.
+fn exact_quantile(q: f64, sorted: &[f64]) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = q * (sorted.len() - 1) as f64;
+    let low = rank.floor() as usize;
+    let high = rank.ceil() as usize;
+    Some(sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64))
+}
+
+/// `histogram_quantile`: `counts` has one more entry than `bounds`, the last being the
+/// bucket above the highest bound.
+fn histogram_quantile(q: f64, bounds: &[f64], counts: &[f64]) -> Option<f64> {
+    let total: f64 = counts.iter().sum();
+    if total <= 0.0 || bounds.is_empty() {
+        return None;
+    }
+    let rank = q * total;
+    let mut below = 0.0;
+    for (index, count) in counts.iter().enumerate() {
+        if below + count >= rank && *count > 0.0 {
+            let Some(upper) = bounds.get(index) else {
+                return bounds.last().copied();
+            };
+            let lower = match index {
+                0 if *upper > 0.0 => 0.0,
+                0 => return Some(*upper),
+                _ => bounds[index - 1],
+            };
+            return Some(lower + (upper - lower) * (rank - below) / count);
+        }
+        below += count;
+    }
+    bounds.last().copied()
+}
+
+/// Reads the points of matching documents straight from the fast fields.
+struct PointCollector {
+    by: Vec<FieldRef>,
+    needs_buckets: bool,
+}
+
+struct PointSegmentCollector {
+    series: Column<u64>,
+    timestamp: Column<tantivy::DateTime>,
+    start: Column<i64>,
+    value: Column<f64>,
+    count: Column<u64>,
+    sum: Column<f64>,
+    buckets: Option<BytesColumn>,
+    metric: Option<StrColumn>,
+    kind: Option<StrColumn>,
+    temporality: Option<StrColumn>,
+    monotonic: Column<bool>,
+    by: Vec<Vec<DynamicColumn>>,
+    collected: Collected,
+    scratch: Vec<u8>,
+}
+
+impl Collector for PointCollector {
+    type Fruit = Collected;
+    type Child = PointSegmentCollector;
+
+    fn for_segment(
+        &self,
+        _segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<PointSegmentCollector> {
+        let fast = reader.fast_fields();
+        let mut by = Vec::with_capacity(self.by.len());
+        for field in &self.by {
+            let mut columns = Vec::new();
+            for handle in fast.dynamic_column_handles(&field.to_string())? {
+                columns.push(handle.open()?);
+            }
+            by.push(columns);
+        }
+        Ok(PointSegmentCollector {
+            series: fast.u64("series")?,
+            timestamp: fast.date("timestamp")?,
+            start: fast.i64("start_timestamp")?,
+            value: fast.f64("value")?,
+            count: fast.u64("count")?,
+            sum: fast.f64("sum")?,
+            buckets: if self.needs_buckets {
+                fast.bytes("buckets")?
+            } else {
+                None
+            },
+            metric: fast.str("metric")?,
+            kind: fast.str("kind")?,
+            temporality: fast.str("temporality")?,
+            monotonic: fast.bool("monotonic")?,
+            by,
+            collected: Collected::default(),
+            scratch: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Collected>) -> tantivy::Result<Collected> {
+        let mut merged = Collected::default();
+        for fruit in fruits {
+            merged.merge(fruit);
+        }
+        Ok(merged)
+    }
+}
+
+impl PointSegmentCollector {
+    fn text(column: &Option<StrColumn>, doc: DocId) -> String {
+        let mut text = String::new();
+        if let Some(column) = column
+            && let Some(ord) = column.term_ords(doc).next()
+        {
+            let _ = column.ord_to_str(ord, &mut text);
+        }
+        text
+    }
+
+    fn info(&self, doc: DocId) -> SeriesInfo {
+        SeriesInfo {
+            metric: Self::text(&self.metric, doc),
+            kind: Self::text(&self.kind, doc),
+            temporality: Self::text(&self.temporality, doc),
+            monotonic: self.monotonic.first(doc).unwrap_or(false),
+            group: self
+                .by
+                .iter()
+                .map(|columns| group_value(columns, doc))
+                .collect(),
+        }
+    }
+
+    fn buckets(&mut self, doc: DocId) -> Option<(Vec<f64>, Vec<u64>)> {
+        let column = self.buckets.as_ref()?;
+        let ord = column.term_ords(doc).next()?;
+        self.scratch.clear();
+        column.ord_to_bytes(ord, &mut self.scratch).ok()?;
+        match Buckets::decode(&self.scratch)? {
+            Buckets::Explicit { bounds, counts } => Some((bounds, counts)),
+            _ => None,
+        }
+    }
+}
+
+impl SegmentCollector for PointSegmentCollector {
+    type Fruit = Collected;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let Some(id) = self.series.first(doc) else {
+            return;
+        };
+        let point = MetricPoint {
+            timestamp: self
+                .timestamp
+                .first(doc)
+                .map_or(0, |t| t.into_timestamp_nanos()),
+            start: self.start.first(doc).unwrap_or(0),
+            value: self.value.first(doc),
+            count: self.count.first(doc),
+            sum: self.sum.first(doc),
+            buckets: self.buckets(doc),
+        };
+        if !self.collected.series.contains_key(&id) {
+            let info = self.info(doc);
+            self.collected.series.insert(
+                id,
+                Series {
+                    info,
+                    points: Vec::new(),
+                },
+            );
+        }
+        if let Some(series) = self.collected.series.get_mut(&id) {
+            series.points.push(point);
+        }
+    }
+
+    fn harvest(self) -> Collected {
+        self.collected
+    }
+}
+
+/// A group-by value as text, whatever type the column holds.
+fn group_value(columns: &[DynamicColumn], doc: DocId) -> String {
+    for column in columns {
+        let text = match column {
+            DynamicColumn::Str(column) => column.term_ords(doc).next().map(|ord| {
+                let mut text = String::new();
+                let _ = column.ord_to_str(ord, &mut text);
+                text
+            }),
+            DynamicColumn::I64(column) => column.first(doc).map(|v| v.to_string()),
+            DynamicColumn::U64(column) => column.first(doc).map(|v| v.to_string()),
+            DynamicColumn::F64(column) => column.first(doc).map(|v| v.to_string()),
+            DynamicColumn::Bool(column) => column.first(doc).map(|v| v.to_string()),
+            _ => None,
+        };
+        if let Some(text) = text {
+            return text;
+        }
+    }
+    String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_quantile_interpolates_inside_the_bucket() {
+        // 10 observations in (0, 1], 10 in (1, 2], none above.
+        let bounds = [1.0, 2.0];
+        let counts = [10.0, 10.0, 0.0];
+        assert_eq!(histogram_quantile(0.5, &bounds, &counts), Some(1.0));
+        assert_eq!(histogram_quantile(0.75, &bounds, &counts), Some(1.5));
+        assert_eq!(histogram_quantile(0.25, &bounds, &counts), Some(0.5));
+        // A rank in the unbounded bucket answers the highest finite bound.
+        assert_eq!(histogram_quantile(0.99, &[1.0], &[1.0, 9.0]), Some(1.0));
+        assert_eq!(histogram_quantile(0.5, &bounds, &[0.0, 0.0, 0.0]), None);
+    }
+
+    fn info(kind: &str, temporality: &str, monotonic: bool) -> SeriesInfo {
+        SeriesInfo {
+            metric: "m".into(),
+            kind: kind.into(),
+            temporality: temporality.into(),
+            monotonic,
+            group: Vec::new(),
+        }
+    }
+
+    fn counter_point(timestamp: i64, start: i64, value: f64) -> MetricPoint {
+        MetricPoint {
+            timestamp,
+            start,
+            value: Some(value),
+            count: None,
+            sum: None,
+            buckets: None,
+        }
+    }
+
+    #[test]
+    fn counter_increase_survives_a_reset() {
+        let counter = info("sum", "cumulative", true);
+        // Started before the range: the first point only sets the baseline. Then a
+        // restart (new start time) at 40 takes the counter back to 3.
+        let points = [
+            counter_point(10, 1, 100.0),
+            counter_point(20, 1, 110.0),
+            counter_point(30, 1, 125.0),
+            counter_point(40, 35, 3.0),
+            counter_point(50, 35, 10.0),
+        ];
+        let increases = increases(&counter, &points, 5);
+        let total: f64 = increases.iter().flatten().map(|i| i.value).sum();
+        assert_eq!(total, 10.0 + 15.0 + 3.0 + 7.0);
+        // The same without start times: the drop in value is the reset.
+        let points: Vec<_> = points
+            .iter()
+            .map(|p| counter_point(p.timestamp, 0, p.value.unwrap()))
+            .collect();
+        let total: f64 = increases_total(&counter, &points);
+        assert_eq!(total, 10.0 + 15.0 + 3.0 + 7.0);
+    }
+
+    fn increases_total(info: &SeriesInfo, points: &[MetricPoint]) -> f64 {
+        increases(info, points, 5)
+            .iter()
+            .flatten()
+            .map(|i| i.value)
+            .sum()
+    }
+
+    #[test]
+    fn a_series_that_began_in_the_range_counts_its_first_point_whole() {
+        let counter = info("sum", "cumulative", true);
+        let points = [counter_point(10, 8, 4.0), counter_point(20, 8, 6.0)];
+        assert_eq!(increases_total(&counter, &points), 6.0);
+        let delta = info("sum", "delta", true);
+        assert_eq!(increases_total(&delta, &points), 10.0);
+        let gauge = info("gauge", "", false);
+        assert!(increases(&gauge, &points, 5).is_empty());
+    }
+
+    #[test]
+    fn exact_quantiles_interpolate_between_ranks() {
+        assert_eq!(exact_quantile(0.5, &[1.0, 2.0, 3.0, 4.0]), Some(2.5));
+        assert_eq!(exact_quantile(0.99, &[7.0]), Some(7.0));
+        assert_eq!(exact_quantile(0.5, &[]), None);
+    }
+}

@@ -1,0 +1,1059 @@
+//! The metric document schema, the mapping from OTLP data points to it, and the checks a
+//! data point must pass to be stored.
+//!
+//! One document per data point. Metrics are only ever filtered and aggregated, never
+//! shown as stored documents, so no field is stored: everything a query reads is in the
+//! inverted index (to filter) or in fast fields (to aggregate), and the doc store stays
+//! empty.
+//!
+//! A data point carries the identity fields of its resource (the same names as logs:
+//! `service`, `version`, `generation`, `instance`, ...), the metric's `metric` name,
+//! `unit`, `kind` (`gauge`, `sum`, `histogram`, `exponential_histogram`, `summary`),
+//! `temporality` (`cumulative`, `delta` or empty) and `monotonic`, its attributes under
+//! `attrs` (with the resource's non-identity attributes), and a `series` id: a stable
+//! hash of everything that names the time series, which is what `rate()` follows across
+//! points. Numbers go to fast fields: `value` for gauges and sums; `count`, `sum`, `min`
+//! and `max` for histograms and summaries; the buckets or quantiles, which only make sense
+//! together, are one `buckets` bytes field (see [`Buckets`]).
+//!
+//! # What is rejected
+//! A data point that could poison an aggregate is refused, counted in the export's
+//! partial-success answer with the reason, and never stored: a value that is NaN or
+//! infinite; a monotonic sum below zero; a histogram whose `bucket_counts` do not have one
+//! more entry than `explicit_bounds`, whose bounds are not finite and strictly increasing,
+//! or whose bucket counts do not add up to `count`; an exponential histogram whose buckets
+//! and zero count exceed `count`; a summary with a quantile outside `[0, 1]`; a metric
+//! without a name or without data. A point flagged `NO_RECORDED_VALUE` is skipped without
+//! being counted as rejected (it says there is nothing to record). A point without a time
+//! takes the time the server received it, as log records do.
+
+use std::collections::BTreeMap;
+
+use epitaph_proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use epitaph_proto::common::v1::KeyValue;
+use epitaph_proto::metrics::v1::{
+    AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint,
+    SummaryDataPoint, metric, number_data_point,
+};
+use tantivy::schema::{
+    BytesOptions, DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions,
+    NumericOptions, Schema, TextFieldIndexing, TextOptions,
+};
+use tantivy::{DateTime, TantivyDocument};
+
+use super::schema::{DocumentIdentity, IDENTITY_FIELDS, any_value_to_owned, positive_nanos};
+
+/// `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
+const NO_RECORDED_VALUE: u32 = 1;
+/// How many rejection reasons an export answer lists.
+const MAX_REASONS: usize = 3;
+
+/// The metric schema with its fields resolved once.
+#[derive(Clone)]
+pub struct MetricSchema {
+    schema: Schema,
+    pub timestamp: Field,
+    pub start_timestamp: Field,
+    pub identity: [Field; IDENTITY_FIELDS.len()],
+    pub metric: Field,
+    pub unit: Field,
+    pub kind: Field,
+    pub temporality: Field,
+    pub monotonic: Field,
+    pub scope: Field,
+    pub attrs: Field,
+    pub series: Field,
+    pub value: Field,
+    pub count: Field,
+    pub sum: Field,
+    pub min: Field,
+    pub max: Field,
+    pub buckets: Field,
+}
+
+impl Default for MetricSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MetricSchema {
+    pub fn new() -> MetricSchema {
+        let mut builder = Schema::builder();
+        let timestamp = builder.add_date_field(
+            "timestamp",
+            DateOptions::default()
+                .set_indexed()
+                .set_fast()
+                .set_precision(DateTimePrecision::Nanoseconds),
+        );
+        let fast_i64 = NumericOptions::default().set_fast();
+        let start_timestamp = builder.add_i64_field("start_timestamp", fast_i64.clone());
+        let keyword = keyword_options();
+        let identity =
+            IDENTITY_FIELDS.map(|(name, _)| builder.add_text_field(name, keyword.clone()));
+        let metric = builder.add_text_field("metric", keyword.clone());
+        let unit = builder.add_text_field("unit", keyword.clone());
+        let kind = builder.add_text_field("kind", keyword.clone());
+        let temporality = builder.add_text_field("temporality", keyword.clone());
+        let monotonic = builder.add_bool_field(
+            "monotonic",
+            NumericOptions::default().set_indexed().set_fast(),
+        );
+        let scope = builder.add_text_field("scope", keyword);
+        let attrs = builder.add_json_field(
+            "attrs",
+            JsonObjectOptions::default()
+                .set_indexing_options(raw_indexing())
+                .set_fast("raw")
+                .set_expand_dots_enabled(),
+        );
+        let series = builder.add_u64_field("series", NumericOptions::default().set_fast());
+        let fast_f64 = NumericOptions::default().set_fast();
+        let value = builder.add_f64_field("value", fast_f64.clone());
+        let count = builder.add_u64_field("count", NumericOptions::default().set_fast());
+        let sum = builder.add_f64_field("sum", fast_f64.clone());
+        let min = builder.add_f64_field("min", fast_f64.clone());
+        let max = builder.add_f64_field("max", fast_f64);
+        let buckets = builder.add_bytes_field("buckets", BytesOptions::default().set_fast());
+        MetricSchema {
+            schema: builder.build(),
+            timestamp,
+            start_timestamp,
+            identity,
+            metric,
+            unit,
+            kind,
+            temporality,
+            monotonic,
+            scope,
+            attrs,
+            series,
+            value,
+            count,
+            sum,
+            min,
+            max,
+            buckets,
+        }
+    }
+
+    pub fn schema(&self) -> Schema {
+        self.schema.clone()
+    }
+
+    /// Maps one OTLP request to documents, skipping the points [`check_request`] rejects.
+    pub fn documents_from_request(
+        &self,
+        request: &ExportMetricsServiceRequest,
+        received_at_nanos: i64,
+        mut emit: impl FnMut(TantivyDocument, &MetricFacts<'_, '_>),
+    ) {
+        for_each_point(request, |point| {
+            if point.verdict != Verdict::Store {
+                return;
+            }
+            let timestamp = positive_nanos(point.time_unix_nano).unwrap_or(received_at_nanos);
+            let mut doc = TantivyDocument::new();
+            doc.add_date(self.timestamp, DateTime::from_timestamp_nanos(timestamp));
+            doc.add_i64(
+                self.start_timestamp,
+                positive_nanos(point.start_time_unix_nano).unwrap_or(0),
+            );
+            for (field, value) in self.identity.iter().zip(point.identity.values.iter()) {
+                doc.add_text(*field, value);
+            }
+            doc.add_text(self.metric, point.metric.name.as_str());
+            doc.add_text(self.unit, point.metric.unit.as_str());
+            doc.add_text(self.kind, point.kind.name());
+            doc.add_text(self.temporality, point.temporality);
+            doc.add_bool(self.monotonic, point.monotonic);
+            doc.add_text(self.scope, point.scope);
+            let mut attributes = BTreeMap::new();
+            for kv in point
+                .extra_resource_attributes
+                .iter()
+                .chain(point.attributes)
+            {
+                if let Some(value) = &kv.value {
+                    attributes.insert(kv.key.clone(), any_value_to_owned(value));
+                }
+            }
+            if !attributes.is_empty() {
+                doc.add_object(self.attrs, attributes);
+            }
+            doc.add_u64(self.series, series_id(&point));
+            match point.data {
+                PointData::Number(number) => {
+                    if let Some(value) = number_value(number) {
+                        doc.add_f64(self.value, value);
+                    }
+                }
+                PointData::Histogram(histogram) => {
+                    doc.add_u64(self.count, histogram.count);
+                    if let Some(sum) = histogram.sum {
+                        doc.add_f64(self.sum, sum);
+                    }
+                    add_optional(&mut doc, self.min, histogram.min);
+                    add_optional(&mut doc, self.max, histogram.max);
+                    doc.add_bytes(
+                        self.buckets,
+                        &Buckets::Explicit {
+                            bounds: histogram.explicit_bounds.clone(),
+                            counts: histogram.bucket_counts.clone(),
+                        }
+                        .encode(),
+                    );
+                }
+                PointData::ExponentialHistogram(histogram) => {
+                    doc.add_u64(self.count, histogram.count);
+                    if let Some(sum) = histogram.sum {
+                        doc.add_f64(self.sum, sum);
+                    }
+                    add_optional(&mut doc, self.min, histogram.min);
+                    add_optional(&mut doc, self.max, histogram.max);
+                    doc.add_bytes(self.buckets, &Buckets::exponential(histogram).encode());
+                }
+                PointData::Summary(summary) => {
+                    doc.add_u64(self.count, summary.count);
+                    doc.add_f64(self.sum, summary.sum);
+                    doc.add_bytes(
+                        self.buckets,
+                        &Buckets::Quantiles(
+                            summary
+                                .quantile_values
+                                .iter()
+                                .map(|q| (q.quantile, q.value))
+                                .collect(),
+                        )
+                        .encode(),
+                    );
+                }
+            }
+            let facts = MetricFacts {
+                identity: point.identity,
+                metric: point.metric.name.as_str(),
+                timestamp_nanos: timestamp,
+            };
+            emit(doc, &facts);
+        });
+    }
+}
+
+/// What the indexer needs to know of a metric document, without reading it back.
+pub struct MetricFacts<'i, 'a> {
+    pub identity: &'i DocumentIdentity<'a>,
+    pub metric: &'a str,
+    pub timestamp_nanos: i64,
+}
+
+/// What [`check_request`] found in a request.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RequestCheck {
+    /// Data points that will be stored.
+    pub accepted: usize,
+    /// Data points refused, with the first few reasons.
+    pub rejected: usize,
+    pub reasons: Vec<String>,
+}
+
+impl RequestCheck {
+    /// The partial-success message: the reasons, and how many more there were.
+    pub fn message(&self) -> String {
+        let mut message = self.reasons.join("; ");
+        if self.rejected > self.reasons.len() {
+            message.push_str(&format!(
+                "; and {} more rejected data points",
+                self.rejected - self.reasons.len()
+            ));
+        }
+        message
+    }
+}
+
+/// Counts the points of a request that will be stored and the ones refused, and why.
+pub fn check_request(request: &ExportMetricsServiceRequest) -> RequestCheck {
+    let mut check = RequestCheck::default();
+    for_each_point(request, |point| match &point.verdict {
+        Verdict::Store => check.accepted += 1,
+        Verdict::Skip => {}
+        Verdict::Reject(reason) => {
+            check.rejected += 1;
+            if check.reasons.len() < MAX_REASONS {
+                check
+                    .reasons
+                    .push(format!("metric `{}`: {reason}", point.metric.name));
+            }
+        }
+    });
+    check
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Gauge,
+    Sum,
+    Histogram,
+    ExponentialHistogram,
+    Summary,
+}
+
+impl MetricKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Sum => "sum",
+            MetricKind::Histogram => "histogram",
+            MetricKind::ExponentialHistogram => "exponential_histogram",
+            MetricKind::Summary => "summary",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    Store,
+    Skip,
+    Reject(String),
+}
+
+enum PointData<'a> {
+    Number(&'a NumberDataPoint),
+    Histogram(&'a HistogramDataPoint),
+    ExponentialHistogram(&'a ExponentialHistogramDataPoint),
+    Summary(&'a SummaryDataPoint),
+}
+
+/// One data point with everything around it that a document needs.
+struct Point<'a> {
+    identity: &'a DocumentIdentity<'a>,
+    extra_resource_attributes: &'a [KeyValue],
+    scope: &'a str,
+    metric: &'a epitaph_proto::metrics::v1::Metric,
+    kind: MetricKind,
+    temporality: &'static str,
+    monotonic: bool,
+    attributes: &'a [KeyValue],
+    start_time_unix_nano: u64,
+    time_unix_nano: u64,
+    data: PointData<'a>,
+    verdict: Verdict,
+}
+
+/// Calls `visit` for every data point of every metric, with its verdict. A metric that
+/// has no name or no data counts as one rejected point, so it shows in the answer.
+fn for_each_point(request: &ExportMetricsServiceRequest, mut visit: impl FnMut(Point<'_>)) {
+    for resource_metrics in &request.resource_metrics {
+        let resource_attributes: &[KeyValue] = resource_metrics
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or(&[]);
+        let identity = DocumentIdentity::from_resource(resource_attributes);
+        let extra: Vec<KeyValue> = resource_attributes
+            .iter()
+            .filter(|kv| !IDENTITY_FIELDS.iter().any(|(_, key)| *key == kv.key))
+            .cloned()
+            .collect();
+        for scope_metrics in &resource_metrics.scope_metrics {
+            let scope = scope_metrics
+                .scope
+                .as_ref()
+                .map(|s| s.name.as_str())
+                .unwrap_or("");
+            for metric in &scope_metrics.metrics {
+                let name_problem = if metric.name.is_empty() {
+                    Some("metric has no name")
+                } else if metric.data.is_none() {
+                    Some("metric has no data")
+                } else {
+                    None
+                };
+                if let Some(problem) = name_problem {
+                    // Reported once for the whole metric; nothing of it is stored.
+                    visit(Point {
+                        identity: &identity,
+                        extra_resource_attributes: &extra,
+                        scope,
+                        metric,
+                        kind: MetricKind::Gauge,
+                        temporality: "",
+                        monotonic: false,
+                        attributes: &[],
+                        start_time_unix_nano: 0,
+                        time_unix_nano: 0,
+                        data: PointData::Number(&EMPTY_NUMBER_POINT),
+                        verdict: Verdict::Reject(problem.to_string()),
+                    });
+                    continue;
+                }
+                let point = |kind, temporality, monotonic, attributes, start, time, data| {
+                    let verdict = verdict_of(&data, monotonic);
+                    Point {
+                        identity: &identity,
+                        extra_resource_attributes: &extra,
+                        scope,
+                        metric,
+                        kind,
+                        temporality,
+                        monotonic,
+                        attributes,
+                        start_time_unix_nano: start,
+                        time_unix_nano: time,
+                        data,
+                        verdict,
+                    }
+                };
+                match metric.data.as_ref().expect("checked above") {
+                    metric::Data::Gauge(gauge) => {
+                        for p in &gauge.data_points {
+                            visit(point(
+                                MetricKind::Gauge,
+                                "",
+                                false,
+                                &p.attributes,
+                                p.start_time_unix_nano,
+                                p.time_unix_nano,
+                                PointData::Number(p),
+                            ));
+                        }
+                    }
+                    metric::Data::Sum(sum) => {
+                        let temporality = temporality_name(sum.aggregation_temporality);
+                        for p in &sum.data_points {
+                            visit(point(
+                                MetricKind::Sum,
+                                temporality,
+                                sum.is_monotonic,
+                                &p.attributes,
+                                p.start_time_unix_nano,
+                                p.time_unix_nano,
+                                PointData::Number(p),
+                            ));
+                        }
+                    }
+                    metric::Data::Histogram(histogram) => {
+                        let temporality = temporality_name(histogram.aggregation_temporality);
+                        for p in &histogram.data_points {
+                            visit(point(
+                                MetricKind::Histogram,
+                                temporality,
+                                false,
+                                &p.attributes,
+                                p.start_time_unix_nano,
+                                p.time_unix_nano,
+                                PointData::Histogram(p),
+                            ));
+                        }
+                    }
+                    metric::Data::ExponentialHistogram(histogram) => {
+                        let temporality = temporality_name(histogram.aggregation_temporality);
+                        for p in &histogram.data_points {
+                            visit(point(
+                                MetricKind::ExponentialHistogram,
+                                temporality,
+                                false,
+                                &p.attributes,
+                                p.start_time_unix_nano,
+                                p.time_unix_nano,
+                                PointData::ExponentialHistogram(p),
+                            ));
+                        }
+                    }
+                    metric::Data::Summary(summary) => {
+                        for p in &summary.data_points {
+                            visit(point(
+                                MetricKind::Summary,
+                                "",
+                                false,
+                                &p.attributes,
+                                p.start_time_unix_nano,
+                                p.time_unix_nano,
+                                PointData::Summary(p),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static EMPTY_NUMBER_POINT: NumberDataPoint = NumberDataPoint {
+    attributes: Vec::new(),
+    start_time_unix_nano: 0,
+    time_unix_nano: 0,
+    exemplars: Vec::new(),
+    flags: 0,
+    value: None,
+};
+
+fn temporality_name(temporality: i32) -> &'static str {
+    match AggregationTemporality::try_from(temporality) {
+        Ok(AggregationTemporality::Cumulative) => "cumulative",
+        Ok(AggregationTemporality::Delta) => "delta",
+        _ => "",
+    }
+}
+
+fn number_value(point: &NumberDataPoint) -> Option<f64> {
+    match point.value? {
+        number_data_point::Value::AsDouble(value) => Some(value),
+        number_data_point::Value::AsInt(value) => Some(value as f64),
+    }
+}
+
+fn verdict_of(data: &PointData<'_>, monotonic: bool) -> Verdict {
+    let flags = match data {
+        PointData::Number(p) => p.flags,
+        PointData::Histogram(p) => p.flags,
+        PointData::ExponentialHistogram(p) => p.flags,
+        PointData::Summary(p) => p.flags,
+    };
+    if flags & NO_RECORDED_VALUE != 0 {
+        return Verdict::Skip;
+    }
+    match problem_of(data, monotonic) {
+        None => Verdict::Store,
+        Some(problem) => Verdict::Reject(problem),
+    }
+}
+
+fn problem_of(data: &PointData<'_>, monotonic: bool) -> Option<String> {
+    match data {
+        PointData::Number(point) => {
+            let Some(value) = number_value(point) else {
+                return Some("data point has no value".into());
+            };
+            if !value.is_finite() {
+                return Some(format!("value {value} is not a finite number"));
+            }
+            if monotonic && value < 0.0 {
+                return Some(format!("monotonic sum has negative value {value}"));
+            }
+            None
+        }
+        PointData::Histogram(point) => {
+            if let Some(problem) = finite_extras(point.sum, point.min, point.max) {
+                return Some(problem);
+            }
+            if point.bucket_counts.is_empty() {
+                return None;
+            }
+            if point.bucket_counts.len() != point.explicit_bounds.len() + 1 {
+                return Some(format!(
+                    "histogram has {} bucket counts for {} bounds (expected {})",
+                    point.bucket_counts.len(),
+                    point.explicit_bounds.len(),
+                    point.explicit_bounds.len() + 1
+                ));
+            }
+            if point.explicit_bounds.iter().any(|b| !b.is_finite())
+                || point.explicit_bounds.windows(2).any(|w| w[0] >= w[1])
+            {
+                return Some("histogram bounds are not finite and strictly increasing".into());
+            }
+            let total = point
+                .bucket_counts
+                .iter()
+                .try_fold(0u64, |total, c| total.checked_add(*c));
+            if total != Some(point.count) {
+                return Some(format!(
+                    "histogram bucket counts add up to {} but count is {}",
+                    total.map_or("more than 2^64".to_string(), |t| t.to_string()),
+                    point.count
+                ));
+            }
+            None
+        }
+        PointData::ExponentialHistogram(point) => {
+            if let Some(problem) = finite_extras(point.sum, point.min, point.max) {
+                return Some(problem);
+            }
+            if !point.zero_threshold.is_finite() || point.zero_threshold < 0.0 {
+                return Some(
+                    "exponential histogram zero threshold is not a finite number >= 0".into(),
+                );
+            }
+            let in_buckets = [&point.positive, &point.negative]
+                .into_iter()
+                .flatten()
+                .flat_map(|b| &b.bucket_counts)
+                .try_fold(point.zero_count, |total, c| total.checked_add(*c));
+            match in_buckets {
+                Some(total) if total <= point.count => None,
+                _ => Some(format!(
+                    "exponential histogram buckets hold more than its count {}",
+                    point.count
+                )),
+            }
+        }
+        PointData::Summary(point) => {
+            if !point.sum.is_finite() {
+                return Some(format!("sum {} is not a finite number", point.sum));
+            }
+            for quantile in &point.quantile_values {
+                if !(0.0..=1.0).contains(&quantile.quantile) {
+                    return Some(format!(
+                        "summary quantile {} is outside [0, 1]",
+                        quantile.quantile
+                    ));
+                }
+                if !quantile.value.is_finite() {
+                    return Some(format!(
+                        "summary quantile value {} is not a finite number",
+                        quantile.value
+                    ));
+                }
+            }
+            None
+        }
+    }
+}
+
+fn finite_extras(sum: Option<f64>, min: Option<f64>, max: Option<f64>) -> Option<String> {
+    for (name, value) in [("sum", sum), ("min", min), ("max", max)] {
+        if let Some(value) = value
+            && !value.is_finite()
+        {
+            return Some(format!("{name} {value} is not a finite number"));
+        }
+    }
+    None
+}
+
+fn add_optional(doc: &mut TantivyDocument, field: Field, value: Option<f64>) {
+    if let Some(value) = value {
+        doc.add_f64(field, value);
+    }
+}
+
+/// A stable id of a point's time series: FNV-1a over the metric name, kind, identity and
+/// attributes (sorted by key). Stable across restarts and versions of the server, as it
+/// is compared across splits.
+fn series_id(point: &Point<'_>) -> u64 {
+    let mut hash = Fnv1a::default();
+    hash.write_str(&point.metric.name);
+    hash.write_str(point.kind.name());
+    for value in point.identity.values {
+        hash.write_str(value);
+    }
+    let mut attributes: Vec<&KeyValue> = point
+        .extra_resource_attributes
+        .iter()
+        .chain(point.attributes)
+        .collect();
+    attributes.sort_by(|a, b| a.key.cmp(&b.key));
+    for kv in attributes {
+        hash.write_str(&kv.key);
+        let value = kv
+            .value
+            .as_ref()
+            .map(super::schema::any_value_to_json)
+            .unwrap_or(serde_json::Value::Null);
+        hash.write_str(&value.to_string());
+    }
+    hash.0
+}
+
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    fn write_str(&mut self, text: &str) {
+        for byte in text.as_bytes().iter().chain(&[0xff]) {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A histogram's buckets or a summary's quantiles, as one fast bytes value.
+///
+/// Little-endian: a tag byte, then for `Explicit` (1) `n: u32`, `n` bounds (f64) and
+/// `n + 1` counts (u64); for `Exponential` (2) `scale: i32`, `zero_count: u64`,
+/// `zero_threshold: f64`, then the positive and the negative buckets each as
+/// `offset: i32, n: u32, n counts (u64)`; for `Quantiles` (3) `n: u32` and `n` pairs of
+/// (quantile, value) as f64.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Buckets {
+    Explicit {
+        bounds: Vec<f64>,
+        counts: Vec<u64>,
+    },
+    Exponential {
+        scale: i32,
+        zero_count: u64,
+        zero_threshold: f64,
+        positive: (i32, Vec<u64>),
+        negative: (i32, Vec<u64>),
+    },
+    Quantiles(Vec<(f64, f64)>),
+}
+
+impl Buckets {
+    fn exponential(point: &ExponentialHistogramDataPoint) -> Buckets {
+        let side = |buckets: &Option<
+            epitaph_proto::metrics::v1::exponential_histogram_data_point::Buckets,
+        >| {
+            buckets
+                .as_ref()
+                .map(|b| (b.offset, b.bucket_counts.clone()))
+                .unwrap_or_default()
+        };
+        Buckets::Exponential {
+            scale: point.scale,
+            zero_count: point.zero_count,
+            zero_threshold: point.zero_threshold,
+            positive: side(&point.positive),
+            negative: side(&point.negative),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Buckets::Explicit { bounds, counts } => {
+                out.push(1);
+                out.extend_from_slice(&(bounds.len() as u32).to_le_bytes());
+                bounds
+                    .iter()
+                    .for_each(|b| out.extend_from_slice(&b.to_le_bytes()));
+                counts
+                    .iter()
+                    .for_each(|c| out.extend_from_slice(&c.to_le_bytes()));
+            }
+            Buckets::Exponential {
+                scale,
+                zero_count,
+                zero_threshold,
+                positive,
+                negative,
+            } => {
+                out.push(2);
+                out.extend_from_slice(&scale.to_le_bytes());
+                out.extend_from_slice(&zero_count.to_le_bytes());
+                out.extend_from_slice(&zero_threshold.to_le_bytes());
+                for (offset, counts) in [positive, negative] {
+                    out.extend_from_slice(&offset.to_le_bytes());
+                    out.extend_from_slice(&(counts.len() as u32).to_le_bytes());
+                    counts
+                        .iter()
+                        .for_each(|c| out.extend_from_slice(&c.to_le_bytes()));
+                }
+            }
+            Buckets::Quantiles(pairs) => {
+                out.push(3);
+                out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+                for (quantile, value) in pairs {
+                    out.extend_from_slice(&quantile.to_le_bytes());
+                    out.extend_from_slice(&value.to_le_bytes());
+                }
+            }
+        }
+        out
+    }
+
+    /// Decodes [`Buckets::encode`]'s output; `None` for anything else.
+    pub fn decode(bytes: &[u8]) -> Option<Buckets> {
+        let mut reader = Reader(bytes);
+        let buckets = match reader.u8()? {
+            1 => {
+                let n = reader.u32()? as usize;
+                let bounds = (0..n).map(|_| reader.f64()).collect::<Option<Vec<_>>>()?;
+                let counts = (0..=n).map(|_| reader.u64()).collect::<Option<Vec<_>>>()?;
+                Buckets::Explicit { bounds, counts }
+            }
+            2 => {
+                let scale = reader.i32()?;
+                let zero_count = reader.u64()?;
+                let zero_threshold = reader.f64()?;
+                let mut side = || -> Option<(i32, Vec<u64>)> {
+                    let offset = reader.i32()?;
+                    let n = reader.u32()? as usize;
+                    Some((offset, (0..n).map(|_| reader.u64()).collect::<Option<_>>()?))
+                };
+                let positive = side()?;
+                let negative = side()?;
+                Buckets::Exponential {
+                    scale,
+                    zero_count,
+                    zero_threshold,
+                    positive,
+                    negative,
+                }
+            }
+            3 => {
+                let n = reader.u32()? as usize;
+                let pairs = (0..n)
+                    .map(|_| Some((reader.f64()?, reader.f64()?)))
+                    .collect::<Option<Vec<_>>>()?;
+                Buckets::Quantiles(pairs)
+            }
+            _ => return None,
+        };
+        reader.0.is_empty().then_some(buckets)
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|b| b[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_le_bytes)
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take().map(i32::from_le_bytes)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_le_bytes)
+    }
+    fn f64(&mut self) -> Option<f64> {
+        self.take().map(f64::from_le_bytes)
+    }
+}
+
+/// Counts the data points of a request, valid or not.
+pub fn count_data_points(request: &ExportMetricsServiceRequest) -> usize {
+    let mut count = 0;
+    for_each_point(request, |_| count += 1);
+    count
+}
+
+fn keyword_options() -> TextOptions {
+    TextOptions::default()
+        .set_indexing_options(raw_indexing())
+        .set_fast("raw")
+}
+
+fn raw_indexing() -> TextFieldIndexing {
+    TextFieldIndexing::default()
+        .set_tokenizer("raw")
+        .set_index_option(IndexRecordOption::Basic)
+        .set_fieldnorms(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use epitaph_proto::common::v1::{AnyValue, any_value};
+    use epitaph_proto::metrics::v1::{
+        Gauge, Histogram, Metric, ResourceMetrics, ScopeMetrics, Sum, Summary,
+        summary_data_point::ValueAtQuantile,
+    };
+    use epitaph_proto::resource::v1::Resource;
+
+    use super::*;
+
+    fn attribute(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn number(value: f64, attributes: Vec<KeyValue>) -> NumberDataPoint {
+        NumberDataPoint {
+            attributes,
+            time_unix_nano: 1_000,
+            value: Some(number_data_point::Value::AsDouble(value)),
+            ..Default::default()
+        }
+    }
+
+    fn metric(name: &str, data: metric::Data) -> Metric {
+        Metric {
+            name: name.into(),
+            data: Some(data),
+            ..Default::default()
+        }
+    }
+
+    fn request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![
+                        attribute("service.name", "api"),
+                        attribute("host.image.version", "v43"),
+                        attribute("os.type", "linux"),
+                    ],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn histogram(bounds: Vec<f64>, counts: Vec<u64>, count: u64) -> metric::Data {
+        metric::Data::Histogram(Histogram {
+            data_points: vec![HistogramDataPoint {
+                time_unix_nano: 1_000,
+                count,
+                sum: Some(12.5),
+                bucket_counts: counts,
+                explicit_bounds: bounds,
+                ..Default::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        })
+    }
+
+    fn counter(value: f64) -> metric::Data {
+        metric::Data::Sum(Sum {
+            data_points: vec![number(value, vec![])],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            is_monotonic: true,
+        })
+    }
+
+    #[test]
+    fn points_that_would_poison_an_aggregate_are_rejected_with_reasons() {
+        let bad = request(vec![
+            metric(
+                "ok.gauge",
+                metric::Data::Gauge(Gauge {
+                    data_points: vec![number(1.5, vec![])],
+                }),
+            ),
+            metric(
+                "nan.gauge",
+                metric::Data::Gauge(Gauge {
+                    data_points: vec![number(f64::NAN, vec![])],
+                }),
+            ),
+            metric(
+                "inf.gauge",
+                metric::Data::Gauge(Gauge {
+                    data_points: vec![number(f64::INFINITY, vec![])],
+                }),
+            ),
+            metric("negative.counter", counter(-3.0)),
+            metric("ok.counter", counter(3.0)),
+            metric("short.buckets", histogram(vec![1.0, 2.0], vec![1, 1], 2)),
+            metric("bad.count", histogram(vec![1.0], vec![1, 1], 5)),
+            metric(
+                "unordered.bounds",
+                histogram(vec![2.0, 1.0], vec![1, 1, 0], 2),
+            ),
+            metric("ok.histogram", histogram(vec![1.0, 2.0], vec![1, 2, 3], 6)),
+            metric(
+                "bad.summary",
+                metric::Data::Summary(Summary {
+                    data_points: vec![SummaryDataPoint {
+                        count: 1,
+                        sum: 1.0,
+                        quantile_values: vec![ValueAtQuantile {
+                            quantile: 1.5,
+                            value: 1.0,
+                        }],
+                        ..Default::default()
+                    }],
+                }),
+            ),
+            Metric {
+                name: "no.data".into(),
+                ..Default::default()
+            },
+        ]);
+        let check = check_request(&bad);
+        assert_eq!(check.accepted, 3, "{check:?}");
+        assert_eq!(check.rejected, 8, "{check:?}");
+        assert_eq!(check.reasons.len(), MAX_REASONS);
+        assert!(
+            check.reasons[0].contains("nan.gauge") && check.reasons[0].contains("NaN"),
+            "{check:?}"
+        );
+        assert!(
+            check.message().contains("and 5 more"),
+            "{}",
+            check.message()
+        );
+
+        let schema = MetricSchema::new();
+        let mut names = Vec::new();
+        schema.documents_from_request(&bad, 7, |_, facts| names.push(facts.metric.to_string()));
+        assert_eq!(names, ["ok.gauge", "ok.counter", "ok.histogram"]);
+    }
+
+    #[test]
+    fn no_recorded_value_points_are_skipped_not_rejected() {
+        let mut point = number(f64::NAN, vec![]);
+        point.flags = NO_RECORDED_VALUE;
+        let stale = request(vec![metric(
+            "stale",
+            metric::Data::Gauge(Gauge {
+                data_points: vec![point],
+            }),
+        )]);
+        let check = check_request(&stale);
+        assert_eq!((check.accepted, check.rejected), (0, 0));
+    }
+
+    #[test]
+    fn series_ids_follow_attributes_not_values_or_their_order() {
+        let point_with = |attributes: Vec<KeyValue>, value: f64| {
+            let request = request(vec![metric(
+                "m",
+                metric::Data::Gauge(Gauge {
+                    data_points: vec![number(value, attributes)],
+                }),
+            )]);
+            let mut id = 0;
+            let schema = MetricSchema::new();
+            schema.documents_from_request(&request, 0, |doc, _| {
+                id = doc
+                    .get_first(schema.series)
+                    .and_then(|v| tantivy::schema::Value::as_u64(&v))
+                    .unwrap();
+            });
+            id
+        };
+        let a = point_with(vec![attribute("x", "1"), attribute("y", "2")], 1.0);
+        let b = point_with(vec![attribute("y", "2"), attribute("x", "1")], 99.0);
+        let c = point_with(vec![attribute("x", "1"), attribute("y", "3")], 1.0);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn buckets_round_trip() {
+        for buckets in [
+            Buckets::Explicit {
+                bounds: vec![1.0, 5.0],
+                counts: vec![1, 2, 3],
+            },
+            Buckets::Exponential {
+                scale: 3,
+                zero_count: 2,
+                zero_threshold: 0.0,
+                positive: (-2, vec![1, 4]),
+                negative: (0, vec![]),
+            },
+            Buckets::Quantiles(vec![(0.5, 10.0), (0.99, 80.0)]),
+        ] {
+            assert_eq!(Buckets::decode(&buckets.encode()), Some(buckets));
+        }
+        assert_eq!(Buckets::decode(&[1, 9]), None);
+        assert_eq!(Buckets::decode(&[]), None);
+    }
+}
