@@ -14,4 +14,5 @@ pub mod index;
 pub mod ingest;
 pub mod registry;
 pub mod server;
+pub mod tail;
 pub mod wal;

@@ -33,6 +33,7 @@ use crate::ingest::logs::logs_service;
 use crate::ingest::metrics::metrics_service;
 use crate::ingest::{BatchAdmission, IngestState};
 use crate::registry::InstanceRegistry;
+use crate::tail::TailHub;
 use crate::wal;
 
 /// Records handed from the WAL writer to the indexer and not yet taken. A full queue
@@ -71,6 +72,7 @@ pub async fn run(
     });
 
     let schema = LogSchema::new();
+    let tail = Arc::new(TailHub::new(schema.clone(), shutdown_receiver.clone()));
     let catalog = Arc::new(SplitCatalog::default());
     let metric_catalog = Arc::new(SplitCatalog::default());
     let registry = Arc::new(RwLock::new(InstanceRegistry::default()));
@@ -85,6 +87,7 @@ pub async fn run(
         lost_after: config.lost_after,
         wal: RwLock::new(None),
         limits: config.search_limits(),
+        tail: tail.clone(),
     });
     let mut http_shutdown = shutdown_receiver.clone();
     let http_server = tokio::spawn(
@@ -121,6 +124,8 @@ pub async fn run(
         next_lsn,
         config.wal_segment_bytes,
         move |lsn, record| {
+            // Durable now: live tails may see it.
+            tail.publish(lsn, &record);
             // The indexer only goes away at shutdown, after the writer; a failed send then
             // loses nothing, as the record is in the WAL.
             let _ = record_sender.send((lsn, record));

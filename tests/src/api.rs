@@ -206,3 +206,104 @@ pub fn shorten(text: &str) -> String {
     let head: String = text.chars().take(MAX_CHARS).collect();
     format!("{head}... ({} bytes in all)", text.len())
 }
+
+/// One item of a server-sent-events stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SseItem {
+    /// A `: text` comment line (the tail's `tailing` and `heartbeat`).
+    Comment(String),
+    /// An event: its `event:` name (empty for plain messages) and its `data:` lines joined
+    /// with newlines.
+    Event { name: String, data: String },
+}
+
+/// An open server-sent-events stream, read by a background thread so that a test waits
+/// for items with a bound instead of blocking on the socket. The thread ends when the
+/// server closes the stream (or dies); [`EventStream::next_within`] then says so.
+pub struct EventStream {
+    items: std::sync::mpsc::Receiver<SseItem>,
+}
+
+/// What waiting on an [`EventStream`] gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamWait {
+    Item(SseItem),
+    /// Nothing arrived in time; the stream is still open.
+    Nothing,
+    /// The server ended the stream.
+    Ended,
+}
+
+impl EventStream {
+    pub fn next_within(&self, timeout: Duration) -> StreamWait {
+        match self.items.recv_timeout(timeout) {
+            Ok(item) => StreamWait::Item(item),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => StreamWait::Nothing,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => StreamWait::Ended,
+        }
+    }
+}
+
+impl ApiClient {
+    /// Opens `GET path?params` as a server-sent-events stream. A non-200 answer comes back
+    /// as `Err` with its body, for tests of refused streams; no answer at all panics.
+    pub fn open_events(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> Result<EventStream, HttpAnswer> {
+        use std::io::BufRead as _;
+
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_recv_response(Some(Duration::from_secs(20)))
+            .build();
+        let agent = ureq::Agent::new_with_config(config);
+        let url = format!("{}{path}", self.base_url);
+        let mut request = agent.get(&url);
+        for (key, value) in params {
+            request = request.query(*key, *value);
+        }
+        let mut response = request
+            .call()
+            .unwrap_or_else(|error| panic!("GET {url}: {error}"));
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body = response.body_mut().read_to_string().unwrap_or_default();
+            return Err(HttpAnswer { status, body });
+        }
+        let reader = std::io::BufReader::new(response.into_body().into_reader());
+        let (sender, items) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut name = String::new();
+            let mut data: Vec<String> = Vec::new();
+            for line in reader.lines() {
+                let Ok(line) = line else { break };
+                let item = if line.is_empty() {
+                    if data.is_empty() {
+                        continue;
+                    }
+                    SseItem::Event {
+                        name: std::mem::take(&mut name),
+                        data: std::mem::take(&mut data).join("\n"),
+                    }
+                } else if let Some(comment) = line.strip_prefix(':') {
+                    SseItem::Comment(comment.trim_start().to_string())
+                } else if let Some(value) = line.strip_prefix("data:") {
+                    data.push(value.strip_prefix(' ').unwrap_or(value).to_string());
+                    continue;
+                } else if let Some(value) = line.strip_prefix("event:") {
+                    name = value.trim().to_string();
+                    continue;
+                } else {
+                    continue;
+                };
+                if sender.send(item).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(EventStream { items })
+    }
+}

@@ -33,6 +33,7 @@ mod aggregate;
 mod context;
 mod fields;
 mod versions;
+mod tail;
 
 pub struct ApiState {
     pub catalog: Arc<SplitCatalog>,
@@ -47,6 +48,8 @@ pub struct ApiState {
     pub wal: RwLock<Option<WalSegments>>,
     /// Per-query time limit, result caps and search threads.
     pub limits: SearchLimits,
+    /// Live lines for `/api/v1/tail`.
+    pub tail: Arc<crate::tail::TailHub>,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -58,6 +61,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/context", get(context::context_handler))
         .route("/api/v1/fields", get(fields::fields_handler))
         .route("/api/v1/versions", get(versions::versions_handler))
+        .route("/api/v1/tail", get(tail::tail_handler))
         .route("/api/v1/instances", get(instances_handler))
         .route("/api/v1/stats", get(stats_handler))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

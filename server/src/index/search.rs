@@ -631,7 +631,7 @@ fn earlier(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 }
 
 /// A stored document as the API shows it: every identity field present, even if empty.
-fn hit_to_json(
+pub fn hit_to_json(
     schema: &LogSchema,
     document: &TantivyDocument,
     key: Cursor,
