@@ -18,7 +18,7 @@
 # Usage: benches/agent.sh [--lines N] [--rounds N] [--rate-seconds S] [--idle-seconds S]
 #                         [--line-bytes B] [--agent-cpu C] [--helper-cpu C]
 #                         [--agent-config 'key = value']... [--agent-env NAME=VALUE]...
-#                         [--skip-rsyslog] [--no-build] [--keep]
+#                         [--skip-rsyslog] [--no-build] [--agent-bin PATH] [--keep]
 # Needs bash, coreutils, awk, util-linux (taskset) and binutils (strip); installs the
 # Debian package rsyslog when it is missing (as root). Only loopback is used. Every wait
 # is bounded; the whole run with the defaults takes about 3 minutes.
@@ -35,6 +35,9 @@ AGENT_CONFIG_EXTRA=()
 AGENT_ENV=()
 SKIP_RSYSLOG=0
 BUILD=1
+# An agent binary to measure instead of the one built here (e.g. a copy of an earlier
+# build, to compare two versions under the same machine load).
+AGENT_SOURCE=""
 KEEP=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -49,6 +52,7 @@ while [[ $# -gt 0 ]]; do
         --agent-env) AGENT_ENV+=("$2"); shift 2 ;;
         --skip-rsyslog) SKIP_RSYSLOG=1; shift ;;
         --no-build) BUILD=0; shift ;;
+        --agent-bin) AGENT_SOURCE="$2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "agent.sh: unknown argument $1" >&2; exit 2 ;;
@@ -186,21 +190,27 @@ fi
 # Which agent is measured: the commit, and whether agent/ differed from it.
 AGENT_VERSION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 [[ -n "$(git status --porcelain -- agent proto 2>/dev/null)" ]] && AGENT_VERSION="$AGENT_VERSION + uncommitted agent/ changes"
-for binary in epitaph-agent null-receiver line-writer; do
+for binary in null-receiver line-writer; do
     [[ -x "$BIN/$binary" ]] || die "$BIN/$binary was not built"
 done
-AGENT_BYTES="$(stat -c %s "$BIN/epitaph-agent")"
+AGENT_BUILT="$BIN/epitaph-agent"
+if [[ -n "$AGENT_SOURCE" ]]; then
+    AGENT_BUILT="$AGENT_SOURCE"
+    AGENT_VERSION="$AGENT_SOURCE (--agent-bin)"
+fi
+[[ -x "$AGENT_BUILT" ]] || die "$AGENT_BUILT was not built"
+AGENT_BYTES="$(stat -c %s "$AGENT_BUILT")"
 STRIPPED_BYTES=""
 if command -v strip >/dev/null; then
     mkdir -p "$WORK/stripped"
-    cp "$BIN/epitaph-agent" "$WORK/stripped/epitaph-agent"
+    cp "$AGENT_BUILT" "$WORK/stripped/epitaph-agent"
     strip "$WORK/stripped/epitaph-agent"
     STRIPPED_BYTES="$(stat -c %s "$WORK/stripped/epitaph-agent")"
 else
     log "strip (binutils) is missing: no stripped size"
 fi
 # The agent that runs is the stripped copy when there is one: what an image would ship.
-AGENT_BIN="$BIN/epitaph-agent"
+AGENT_BIN="$AGENT_BUILT"
 [[ -n "$STRIPPED_BYTES" ]] && AGENT_BIN="$WORK/stripped/epitaph-agent"
 
 # From here this shell, its polling and every helper run on the helper CPU; only the
@@ -465,7 +475,7 @@ SUMMARY="$WORK/summary.txt"
 {
 echo
 echo "== Epitaph agent footprint: $LINE_BYTES-byte lines, agent on CPU $AGENT_CPU of $CPUS ($(lscpu | sed -n 's/^Model name: *//p' | head -n 1)), helpers on CPU $HELPER_CPU =="
-echo "agent at $AGENT_VERSION, binary built $(date -u -r "$BIN/epitaph-agent" '+%Y-%m-%d %H:%M UTC')${AGENT_CONFIG_EXTRA[*]:+, config: ${AGENT_CONFIG_EXTRA[*]}}${AGENT_ENV[*]:+, env: ${AGENT_ENV[*]}}"
+echo "agent at $AGENT_VERSION, binary built $(date -u -r "$AGENT_BUILT" '+%Y-%m-%d %H:%M UTC')${AGENT_CONFIG_EXTRA[*]:+, config: ${AGENT_CONFIG_EXTRA[*]}}${AGENT_ENV[*]:+, env: ${AGENT_ENV[*]}}"
 echo "date $(date -u '+%Y-%m-%d %H:%M UTC'), load average before $LOAD_BEFORE, after $LOAD_AFTER; agent threads at start: $AGENT_THREADS"
 row "figure" "measured" "target" "result"
 if [[ -n "$STRIPPED_BYTES" ]]; then

@@ -29,11 +29,10 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, SystemTime};
 
-use epitaph_proto::resource::v1::Resource;
 use tokio::sync::watch;
 use tracing::{debug, error, warn};
 
-use crate::batch::{BatchBuilder, export_request, into_records, log_record_from_file_line};
+use crate::batch::{BatchBuilder, encode_file_line, unix_nanos};
 use crate::config::Config;
 use crate::parse::ParseMode;
 use crate::sources::Positions;
@@ -73,8 +72,9 @@ pub struct Collector {
     source: FileSource,
     builder: BatchBuilder,
     spool: SpoolWriter,
-    resource: Resource,
     parse_mode: ParseMode,
+    /// One record's encoding, before it is known to fit the open batch; reused.
+    encoded_record: Vec<u8>,
     /// Set to true when the collector returns; closed when the shipper is gone.
     done: watch::Sender<bool>,
     stats: Arc<AgentStats>,
@@ -92,7 +92,6 @@ impl Collector {
     pub fn new(
         source: FileSource,
         spool: SpoolWriter,
-        resource: Resource,
         done: watch::Sender<bool>,
         stats: Arc<AgentStats>,
         config: &Config,
@@ -101,8 +100,8 @@ impl Collector {
             source,
             builder: BatchBuilder::new(config.batch_max_records, config.batch_max_bytes),
             spool,
-            resource,
             parse_mode: config.parse,
+            encoded_record: Vec::new(),
             done,
             stats,
             poll_interval: config.poll_interval,
@@ -189,6 +188,7 @@ impl Collector {
     /// file position past a record once the record is in. If a seal fails, the records
     /// not yet in go back to the source.
     fn accept_all(&mut self, lines: Vec<FileLine>, observed: SystemTime) -> Result<(), Interrupt> {
+        let observed_unix_nano = unix_nanos(observed);
         let mut lines = lines.into_iter();
         while let Some(line) = lines.next() {
             let (key, generation, end_offset) = (line.key, line.generation, line.end_offset);
@@ -208,15 +208,22 @@ impl Collector {
             // A record of a truncated file's old content cannot be read again: keep a
             // copy (rare) so that a failed seal below can hand it back.
             let unrereadable_copy = (!self.source.can_read_again(&line)).then(|| line.clone());
-            let record = log_record_from_file_line(line, observed, self.parse_mode);
-            if !self.builder.fits(&record)
+            self.encoded_record.clear();
+            encode_file_line(
+                line,
+                observed_unix_nano,
+                self.parse_mode,
+                &mut self.encoded_record,
+            );
+            if !self.builder.fits(self.encoded_record.len())
                 && let Err(interrupt) = self.seal()
             {
                 self.source
                     .rewind(unrereadable_copy.into_iter().chain(lines).collect());
                 return Err(interrupt);
             }
-            self.builder.push(record);
+            self.builder
+                .push_encoded(&self.encoded_record, observed_unix_nano);
             self.source.advance(key, generation, end_offset);
             AgentStats::add(&self.stats.lines_read, u64::from(line_count));
             AgentStats::add(&self.stats.records_read, 1);
@@ -229,9 +236,9 @@ impl Collector {
 
     /// Takes the open batch into the spool, which wakes the shipper.
     fn seal(&mut self) -> Result<(), Interrupt> {
-        let Some(opened_at) = self.builder.opened_at() else {
+        if self.builder.is_empty() {
             return Ok(()); // nothing to seal
-        };
+        }
         // Checked first so that a collector paused below still ends at the deadline.
         if self.done.is_closed() {
             return Err(Interrupt::Exit(CollectorExit::ShipperGone));
@@ -247,11 +254,10 @@ impl Collector {
         let positions = Positions {
             files: self.source.positions(),
         };
-        let request = export_request(&self.resource, self.builder.take_records());
-        let taken = match self.spool.take(request, positions) {
+        let taken = match self.spool.take(&self.builder, positions) {
             Ok(taken) => taken,
-            Err(TakeError::Closed(_)) => return Err(Interrupt::Exit(CollectorExit::GateClosed)),
-            Err(TakeError::Full(request)) => {
+            Err(TakeError::Closed) => return Err(Interrupt::Exit(CollectorExit::GateClosed)),
+            Err(TakeError::Full) => {
                 if self.spool_full_at_bytes.is_none() {
                     warn!(
                         spool_bytes = self.spool.spool_bytes(),
@@ -259,20 +265,19 @@ impl Collector {
                     );
                 }
                 self.spool_full_at_bytes = Some(self.spool.spool_bytes());
-                // The records go back in; their lines stay consumed in memory only, which
-                // is safe because no durable position includes them yet.
-                self.builder.restore(into_records(request), opened_at);
+                // The records stay in the open batch; their lines stay consumed in memory
+                // only, which is safe because no durable position includes them yet.
                 return Err(Interrupt::SpoolUnavailable);
             }
-            Err(TakeError::Io(io_error, request)) => {
+            Err(TakeError::Io(io_error)) => {
                 if !self.spool_failing {
                     error!(%io_error, "cannot write to the spool; reading pauses until it works");
                 }
                 self.spool_failing = true;
-                self.builder.restore(into_records(request), opened_at);
                 return Err(Interrupt::SpoolUnavailable);
             }
         };
+        self.builder.clear();
         if self.spool_failing {
             warn!("spool writes work again");
             self.spool_failing = false;

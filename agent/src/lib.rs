@@ -21,8 +21,6 @@
 //! - [`ship`]: exports with the OTLP retry rules; [`lifecycle`]: the server's view of
 //!   this instance's life, and reports of records dropped from a full spool.
 //! - [`stats`]: the agent's own health counters.
-//! - [`hostmetrics`]: CPU, memory, disk, filesystem, network and process metrics from
-//!   `/proc` and `/sys`, and the agent's health, sent as OTLP metrics every interval.
 //!
 //! [`run`] wires them together and owns shutdown. A minimal embedding:
 //!
@@ -42,7 +40,6 @@
 pub mod batch;
 pub mod collector;
 pub mod config;
-pub mod hostmetrics;
 pub mod identity;
 pub mod install;
 pub mod lifecycle;
@@ -180,8 +177,7 @@ pub async fn run_with_stats(
     let (stop_collector, collector_stop) = std::sync::mpsc::channel::<()>();
     let collector = Collector::new(
         source,
-        SpoolWriter::new(spool.clone(), config.spool, resource.clone()),
-        resource,
+        SpoolWriter::new(spool.clone(), config.spool, resource),
         collector_done,
         stats.clone(),
         &config,
@@ -205,16 +201,6 @@ pub async fn run_with_stats(
         spool.clone(),
         background_stop.clone(),
     ));
-    let metrics_task = hostmetrics::start(
-        &config,
-        &agent_id,
-        identity.to_resource(),
-        channel.clone(),
-        authorization.clone(),
-        stats.clone(),
-        started,
-        background_stop.clone(),
-    )?;
     let mut loss_task = tokio::spawn(report_losses(
         lifecycle.clone(),
         spool.clone(),
@@ -258,9 +244,6 @@ pub async fn run_with_stats(
     }
     let _ = stop_background.send(true);
     heartbeat_task.abort();
-    if let Some(metrics_task) = metrics_task {
-        metrics_task.abort();
-    }
     if !collector_finished_early {
         // Returns at once after a clean flush; after the deadline the collector notices
         // the closed gate or the vanished shipper at its next step.

@@ -7,6 +7,10 @@
 //! ExportLogsServiceRequest) | CRC32 of everything before it
 //! ```
 //!
+//! The payload is compressed once, when the batch is taken, and that same zstd frame is
+//! what the shipper sends (`grpc-encoding: zstd`): a batch is never decompressed or
+//! re-encoded on its way from the collector to the server.
+//!
 //! All integers are little-endian. Everything the agent needs to *manage* a batch
 //! (sequence, size, record count, observed-time range, kind, the read positions after
 //! it) is in the header, so that starting with a full spool, committing, and choosing a
@@ -22,6 +26,7 @@ use std::path::Path;
 
 use epitaph_proto::collector::logs::v1::ExportLogsServiceRequest;
 use prost::Message;
+use prost::bytes::Bytes;
 
 use crate::batch::record_count;
 use crate::sources::Positions;
@@ -30,7 +35,8 @@ const MAGIC_V1: &[u8; 8] = b"EPSPOOL1";
 const MAGIC_V2: &[u8; 8] = b"EPSPOOL2";
 /// Magic, sequence, count, kind, two times, positions length.
 const HEADER_V2_FIXED: usize = 8 + 8 + 8 + 1 + 8 + 8 + 4;
-/// Fast rather than small: the spool is written once per batch on the hot path.
+/// Fast rather than small: every batch is compressed on the collector's thread, and the
+/// same bytes go on the wire.
 const SPOOL_ZSTD_LEVEL: i32 = 1;
 
 /// What a spooled batch carries.
@@ -55,20 +61,39 @@ pub struct SpoolEntry {
     pub last_observed_unix_nano: u64,
 }
 
+/// Bytes in front of a message in a gRPC frame: a compressed flag and a big-endian
+/// `u32` length.
+pub const GRPC_FRAME_HEADER_LEN: usize = 5;
+
 /// A batch encoded for the spool, sequence not yet assigned.
+///
+/// Its request is compressed once, here: the same zstd bytes are the spool file's payload
+/// and the message the shipper sends (with `grpc-encoding: zstd`). They are kept inside
+/// their gRPC frame, so that sending a batch just taken copies nothing.
 pub struct EncodedBatch {
     record_count: u64,
     kind: BatchKind,
     first_observed_unix_nano: u64,
     last_observed_unix_nano: u64,
     positions_json: Vec<u8>,
-    payload: Vec<u8>,
+    /// Compressed flag (1), length, then the zstd-compressed `ExportLogsServiceRequest`.
+    frame: Bytes,
 }
 
 impl EncodedBatch {
     /// The size its spool file will have.
     pub fn file_len(&self) -> u64 {
-        (HEADER_V2_FIXED + self.positions_json.len() + 4 + self.payload.len() + 4) as u64
+        (HEADER_V2_FIXED + self.positions_json.len() + 4 + self.payload().len() + 4) as u64
+    }
+
+    /// The zstd-compressed request.
+    pub fn payload(&self) -> &[u8] {
+        &self.frame[GRPC_FRAME_HEADER_LEN..]
+    }
+
+    /// The compressed request in its gRPC frame, ready to send.
+    pub fn frame(&self) -> Bytes {
+        self.frame.clone()
     }
 
     /// Its spool entry once it has `sequence`.
@@ -85,6 +110,7 @@ impl EncodedBatch {
 
     /// The whole spool file for `sequence`.
     pub fn file_bytes(&self, sequence: u64) -> Vec<u8> {
+        let payload = self.payload();
         let mut bytes = Vec::with_capacity(self.file_len() as usize);
         bytes.extend_from_slice(MAGIC_V2);
         bytes.extend_from_slice(&sequence.to_le_bytes());
@@ -97,8 +123,8 @@ impl EncodedBatch {
         bytes.extend_from_slice(&self.last_observed_unix_nano.to_le_bytes());
         bytes.extend_from_slice(&(self.positions_json.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&self.positions_json);
-        bytes.extend_from_slice(&(self.payload.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(&self.payload);
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(payload);
         let checksum = crc32fast::hash(&bytes);
         bytes.extend_from_slice(&checksum.to_le_bytes());
         debug_assert_eq!(bytes.len() as u64, self.file_len());
@@ -106,23 +132,74 @@ impl EncodedBatch {
     }
 }
 
-/// Compresses a request and its positions for the spool.
+/// What a batch is, apart from its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchFacts {
+    pub record_count: u64,
+    pub kind: BatchKind,
+    /// Observed times of its oldest and newest record (Unix ns, 0 if unknown).
+    pub first_observed_unix_nano: u64,
+    pub last_observed_unix_nano: u64,
+}
+
+/// Compresses batches for the spool (and the wire), reusing one zstd context: a new one
+/// per batch costs an allocation of its tables and shows in profiles.
+pub struct BatchCompressor {
+    compressor: zstd::bulk::Compressor<'static>,
+}
+
+impl BatchCompressor {
+    pub fn new() -> io::Result<BatchCompressor> {
+        Ok(BatchCompressor {
+            compressor: zstd::bulk::Compressor::new(SPOOL_ZSTD_LEVEL)?,
+        })
+    }
+
+    /// Compresses an encoded `ExportLogsServiceRequest` and its positions for the spool.
+    pub fn encode(
+        &mut self,
+        request: &[u8],
+        facts: BatchFacts,
+        positions: &Positions,
+    ) -> io::Result<EncodedBatch> {
+        // zstd writes straight behind the frame header.
+        let capacity = GRPC_FRAME_HEADER_LEN + zstd::zstd_safe::compress_bound(request.len());
+        let mut frame = Vec::with_capacity(capacity);
+        frame.extend_from_slice(&[1, 0, 0, 0, 0]);
+        let mut cursor = io::Cursor::new(frame);
+        cursor.set_position(GRPC_FRAME_HEADER_LEN as u64);
+        let payload_len = self.compressor.compress_to_buffer(request, &mut cursor)?;
+        let mut frame = cursor.into_inner();
+        debug_assert_eq!(frame.len(), GRPC_FRAME_HEADER_LEN + payload_len);
+        let payload_len = u32::try_from(payload_len)
+            .map_err(|_| io::Error::other("a compressed batch is larger than 4 GiB"))?;
+        frame[1..GRPC_FRAME_HEADER_LEN].copy_from_slice(&payload_len.to_be_bytes());
+        let positions_json = serde_json::to_vec(positions).map_err(io::Error::other)?;
+        Ok(EncodedBatch {
+            record_count: facts.record_count,
+            kind: facts.kind,
+            first_observed_unix_nano: facts.first_observed_unix_nano,
+            last_observed_unix_nano: facts.last_observed_unix_nano,
+            positions_json,
+            frame: Bytes::from(frame),
+        })
+    }
+}
+
+/// Compresses a request and its positions for the spool (loss markers, tests).
 pub fn encode_batch(
     request: &ExportLogsServiceRequest,
     positions: &Positions,
     kind: BatchKind,
 ) -> io::Result<EncodedBatch> {
-    let payload = zstd::bulk::compress(&request.encode_to_vec(), SPOOL_ZSTD_LEVEL)?;
-    let positions_json = serde_json::to_vec(positions).map_err(io::Error::other)?;
     let (first_observed_unix_nano, last_observed_unix_nano) = observed_range(request);
-    Ok(EncodedBatch {
+    let facts = BatchFacts {
         record_count: record_count(request),
         kind,
         first_observed_unix_nano,
         last_observed_unix_nano,
-        positions_json,
-        payload,
-    })
+    };
+    BatchCompressor::new()?.encode(&request.encode_to_vec(), facts, positions)
 }
 
 /// The oldest and newest non-zero observed time in a request (0, 0 if none).
@@ -218,6 +295,36 @@ pub fn read_entry(path: &Path) -> Result<(SpoolEntry, Positions), String> {
     let (mut entry, positions) = read_header_fields(&mut reader)?;
     entry.bytes = file_len;
     Ok((entry, positions))
+}
+
+/// Reads and verifies spooled batch `sequence` and returns its compressed request in a
+/// gRPC frame, ready to send (it is not decompressed: the checksum covers it).
+pub fn read_batch_frame(path: &Path, sequence: u64) -> Result<Bytes, String> {
+    let bytes = std::fs::read(path).map_err(|error| error.to_string())?;
+    let Some((body, checksum)) = bytes.split_last_chunk::<4>() else {
+        return Err("shorter than a checksum".to_string());
+    };
+    if crc32fast::hash(body) != u32::from_le_bytes(*checksum) {
+        return Err("checksum mismatch".to_string());
+    }
+    let mut reader = ByteReader { bytes: body };
+    let (entry, _) = read_header_fields(&mut reader)?;
+    if entry.sequence != sequence {
+        return Err(format!(
+            "holds sequence {} instead of {sequence}",
+            entry.sequence
+        ));
+    }
+    let payload_len = reader.u32()?;
+    let payload = reader.take(payload_len as usize)?;
+    if !reader.bytes.is_empty() {
+        return Err("trailing bytes".to_string());
+    }
+    let mut frame = Vec::with_capacity(GRPC_FRAME_HEADER_LEN + payload.len());
+    frame.push(1);
+    frame.extend_from_slice(&payload_len.to_be_bytes());
+    frame.extend_from_slice(payload);
+    Ok(Bytes::from(frame))
 }
 
 /// Reads, verifies and decodes the request of spooled batch `sequence`.

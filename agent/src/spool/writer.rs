@@ -19,24 +19,26 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use epitaph_proto::collector::logs::v1::ExportLogsServiceRequest;
 use epitaph_proto::resource::v1::Resource;
+use prost::bytes::Bytes;
 use tracing::{info, warn};
 
-use super::format::{BatchKind, encode_batch, read_entry};
+use super::format::{BatchCompressor, BatchFacts, BatchKind, read_entry};
 use super::loss::write_loss_marker;
 use super::{Spool, SpoolConfig, WhenFull, remove_file_logged, write_durably};
+use crate::batch::{BatchBuilder, Envelope};
 use crate::sources::Positions;
 use crate::stats::AgentStats;
 
-/// Why a batch could not be taken; the request comes back so no record is lost.
+/// Why a batch could not be taken; the caller still holds its records.
+#[derive(Debug)]
 pub enum TakeError {
     /// The gate is closed (shutdown deadline passed).
-    Closed(ExportLogsServiceRequest),
+    Closed,
     /// The spool is at `max_bytes` and nothing could be dropped to make room.
-    Full(ExportLogsServiceRequest),
+    Full,
     /// The spool write failed (disk full, ...); nothing was assigned.
-    Io(io::Error, ExportLogsServiceRequest),
+    Io(io::Error),
 }
 
 /// A batch that is now durably in the spool.
@@ -46,33 +48,34 @@ pub struct Taken {
     pub record_count: u64,
 }
 
-/// Recently taken requests kept in memory so that the shipper does not read back from
-/// disk what it is about to send anyway. Bounded: when the shipper falls behind, later
-/// batches live on disk only and are read back when their turn comes.
+/// Recently taken batches kept in memory, as the gRPC frames the shipper sends, so that
+/// it does not read back from disk what it is about to send anyway. Bounded: when the
+/// shipper falls behind, later batches live on disk only and are read back when their
+/// turn comes.
 #[derive(Debug)]
 pub struct BatchCache {
     capacity: usize,
-    requests: Mutex<BTreeMap<u64, Arc<ExportLogsServiceRequest>>>,
+    frames: Mutex<BTreeMap<u64, Bytes>>,
 }
 
 impl BatchCache {
     pub fn new(capacity: usize) -> BatchCache {
         BatchCache {
             capacity,
-            requests: Mutex::new(BTreeMap::new()),
+            frames: Mutex::new(BTreeMap::new()),
         }
     }
 
-    fn offer(&self, sequence: u64, request: ExportLogsServiceRequest) {
-        let mut requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
-        if requests.len() < self.capacity {
-            requests.insert(sequence, Arc::new(request));
+    fn offer(&self, sequence: u64, frame: Bytes) {
+        let mut frames = self.frames.lock().unwrap_or_else(PoisonError::into_inner);
+        if frames.len() < self.capacity {
+            frames.insert(sequence, frame);
         }
     }
 
-    /// Takes a batch's request out of the cache, if it is there.
-    pub fn take(&self, sequence: u64) -> Option<Arc<ExportLogsServiceRequest>> {
-        self.requests
+    /// Takes a batch's frame out of the cache, if it is there.
+    pub fn take(&self, sequence: u64) -> Option<Bytes> {
+        self.frames
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&sequence)
@@ -85,6 +88,11 @@ pub struct SpoolWriter {
     limits: SpoolConfig,
     /// For loss markers.
     resource: Resource,
+    /// The resource and scope around every batch's records, encoded once.
+    envelope: Envelope,
+    compressor: BatchCompressor,
+    /// The encoded request of the batch being taken; reused from batch to batch.
+    request: Vec<u8>,
     /// Records dropped since the spool last had room, for one summary log line.
     dropped_since_room: u64,
 }
@@ -99,7 +107,11 @@ impl SpoolWriter {
         SpoolWriter {
             spool,
             limits,
+            envelope: Envelope::new(&resource),
             resource,
+            // Creating a zstd context fails only when memory is exhausted.
+            compressor: BatchCompressor::new().expect("creating a zstd compression context"),
+            request: Vec::new(),
             dropped_since_room: 0,
         }
     }
@@ -119,27 +131,34 @@ impl SpoolWriter {
         self.spool.ledger().queued_batches()
     }
 
-    /// Assigns the next sequence and makes the batch durable, making room first.
-    pub fn take(
-        &mut self,
-        request: ExportLogsServiceRequest,
-        positions: Positions,
-    ) -> Result<Taken, TakeError> {
-        let encoded = match encode_batch(&request, &positions, BatchKind::Data) {
-            Ok(encoded) => encoded,
-            Err(error) => return Err(TakeError::Io(error, request)),
+    /// Assigns the next sequence and makes the records of `batch`, read up to
+    /// `positions`, durable as one batch, making room first. The builder is left as it
+    /// is: the caller clears it once the batch is taken, and keeps it on an error.
+    pub fn take(&mut self, batch: &BatchBuilder, positions: Positions) -> Result<Taken, TakeError> {
+        self.envelope
+            .write_request(batch.encoded_records(), &mut self.request);
+        let (first_observed_unix_nano, last_observed_unix_nano) = batch.observed_range();
+        let facts = BatchFacts {
+            record_count: batch.len() as u64,
+            kind: BatchKind::Data,
+            first_observed_unix_nano,
+            last_observed_unix_nano,
         };
+        let encoded = self
+            .compressor
+            .encode(&self.request, facts, &positions)
+            .map_err(TakeError::Io)?;
         // Held across the write so that `close` cannot return a final sequence while a
         // batch that will exist is still being written.
         let spool = self.spool.clone();
         let mut gate = spool.gate.lock();
         if gate.closed {
-            return Err(TakeError::Closed(request));
+            return Err(TakeError::Closed);
         }
         match self.make_room(encoded.file_len()) {
             Ok(()) => {}
-            Err(NoRoom::Full) => return Err(TakeError::Full(request)),
-            Err(NoRoom::Io(error)) => return Err(TakeError::Io(error, request)),
+            Err(NoRoom::Full) => return Err(TakeError::Full),
+            Err(NoRoom::Io(error)) => return Err(TakeError::Io(error)),
         }
         let sequence = gate.last_assigned + 1;
         let path = spool.paths.batch_file(sequence);
@@ -148,13 +167,13 @@ impl SpoolWriter {
             // must not outlive the failure, or a later start would send a batch the
             // goodbye never counted.
             remove_file_logged(&path);
-            return Err(TakeError::Io(error, request));
+            return Err(TakeError::Io(error));
         }
         let entry = encoded.entry(sequence);
         spool.ledger().register(entry);
         spool.gate.assigned(&mut gate, sequence);
         drop(gate);
-        spool.cache.offer(sequence, request);
+        spool.cache.offer(sequence, encoded.frame());
         spool.wakeup.notify_one();
         AgentStats::add(&spool.stats.batches_spooled, 1);
         Ok(Taken {
