@@ -33,6 +33,7 @@ mod aggregate;
 mod context;
 mod fields;
 mod versions;
+mod versions;
 mod tail;
 
 pub struct ApiState {
@@ -60,6 +61,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/aggregate", get(aggregate::aggregate_handler))
         .route("/api/v1/context", get(context::context_handler))
         .route("/api/v1/fields", get(fields::fields_handler))
+        .route("/api/v1/versions", get(versions::versions_handler))
         .route("/api/v1/versions", get(versions::versions_handler))
         .route("/api/v1/tail", get(tail::tail_handler))
         .route("/api/v1/instances", get(instances_handler))
