@@ -35,6 +35,7 @@ use tracing::{debug, error, warn};
 use crate::batch::{BatchBuilder, encode_file_line, unix_nanos};
 use crate::config::Config;
 use crate::parse::ParseMode;
+use crate::receiver::{ReceivedExports, Refusal};
 use crate::sources::Positions;
 use crate::sources::file::{FileLine, FileSource};
 use crate::spool::{SpoolWriter, TakeError};
@@ -85,6 +86,8 @@ pub struct Collector {
     /// The spool's size when it last refused a batch for being full: no point trying
     /// again (compressing the batch anew) until it has shrunk.
     spool_full_at_bytes: Option<u64>,
+    /// What applications sent to the local OTLP receiver, if it is enabled.
+    received: Option<ReceivedExports>,
 }
 
 impl Collector {
@@ -109,7 +112,14 @@ impl Collector {
             max_inflight_batches: config.max_inflight_batches,
             spool_failing: false,
             spool_full_at_bytes: None,
+            received: None,
         }
+    }
+
+    /// Also batches the records that applications send to the local OTLP receiver.
+    pub fn with_received_exports(mut self, received: ReceivedExports) -> Collector {
+        self.received = Some(received);
+        self
     }
 
     /// Runs until `stop` receives a message or is dropped, then drains and returns.
@@ -129,7 +139,12 @@ impl Collector {
                 Ok(()) if draining => return CollectorExit::Drained,
                 Ok(()) => {}
                 Err(Interrupt::Exit(exit)) => return exit,
-                Err(Interrupt::SpoolUnavailable) => {}
+                Err(Interrupt::SpoolUnavailable) => {
+                    // No application waits on a spool that cannot take its records.
+                    if let Some(received) = self.received.as_mut() {
+                        received.refuse_waiting(Refusal::SpoolUnavailable);
+                    }
+                }
             }
             let wait = self.wait_before_next_round();
             if !draining {
@@ -161,6 +176,7 @@ impl Collector {
                 break;
             }
         }
+        self.accept_received_exports()?;
         if draining || self.builder.age() >= self.partial_batch_timeout() {
             self.seal()?;
         }
@@ -234,6 +250,43 @@ impl Collector {
         Ok(())
     }
 
+    /// Puts what applications sent to the local OTLP receiver into the open batch, then
+    /// seals it: an application is answered once all its records are in the spool (see
+    /// [`crate::receiver`]). If a seal fails midway, the rest of that request is put back
+    /// and goes on first in the next round.
+    fn accept_received_exports(&mut self) -> Result<(), Interrupt> {
+        let Some(received) = self.received.as_mut() else {
+            return Ok(());
+        };
+        if !received.has_waiting() {
+            return Ok(());
+        }
+        while let Some(mut export) = self
+            .received
+            .as_mut()
+            .and_then(ReceivedExports::next_export)
+        {
+            while let Some(record) = export.records.pop_front() {
+                if !self.builder.fits(record.bytes.len())
+                    && let Err(interrupt) = self.seal()
+                {
+                    export.records.push_front(record);
+                    if let Some(received) = self.received.as_mut() {
+                        received.put_back(export);
+                    }
+                    return Err(interrupt);
+                }
+                self.builder
+                    .push_encoded(&record.bytes, record.observed_unix_nano);
+                AgentStats::add(&self.stats.records_read, 1);
+            }
+            if let Some(received) = self.received.as_mut() {
+                received.await_seal(export);
+            }
+        }
+        self.seal()
+    }
+
     /// Takes the open batch into the spool, which wakes the shipper.
     fn seal(&mut self) -> Result<(), Interrupt> {
         if self.builder.is_empty() {
@@ -278,6 +331,9 @@ impl Collector {
             }
         };
         self.builder.clear();
+        if let Some(received) = self.received.as_mut() {
+            received.batch_spooled();
+        }
         if self.spool_failing {
             warn!("spool writes work again");
             self.spool_failing = false;

@@ -82,6 +82,8 @@ pub struct Config {
     pub spool: crate::spool::SpoolConfig,
     /// The `[metrics]` table: host metrics, how often, which filesystems.
     pub metrics: crate::hostmetrics::MetricsConfig,
+    /// The `[otlp_receiver]` table: a local OTLP/gRPC receiver for applications.
+    pub otlp_receiver: crate::receiver::OtlpReceiverConfig,
 }
 
 impl Default for Config {
@@ -110,6 +112,7 @@ impl Default for Config {
             parse: crate::parse::ParseMode::Auto,
             spool: crate::spool::SpoolConfig::default(),
             metrics: crate::hostmetrics::MetricsConfig::default(),
+            otlp_receiver: crate::receiver::OtlpReceiverConfig::default(),
         }
     }
 }
@@ -223,6 +226,7 @@ impl Config {
             bail!("multiline_timeout must be greater than zero");
         }
         self.metrics.validate()?;
+        self.otlp_receiver.validate()?;
         if self.spool.max_bytes < crate::spool::MIN_SPOOL_MAX_BYTES {
             bail!(
                 "spool.max_bytes must be at least {}",

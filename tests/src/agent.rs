@@ -72,6 +72,26 @@ pub struct AgentConfigFile {
     /// Always `none`: tests never ask a cloud metadata service, whatever the machine's
     /// firmware claims.
     pub metadata: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_receiver: Option<OtlpReceiverSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journald: Option<JournaldSection>,
+}
+
+/// The `[otlp_receiver]` table.
+#[derive(Debug, Clone, Serialize)]
+pub struct OtlpReceiverSection {
+    pub enabled: bool,
+    pub listen: String,
+}
+
+/// The `[journald]` table.
+#[derive(Debug, Clone, Serialize)]
+pub struct JournaldSection {
+    pub enabled: bool,
+    pub units: Vec<String>,
+    /// The `journalctl` to run (tests put a fake one here).
+    pub journalctl: PathBuf,
 }
 
 /// Everything an agent needs to start.
@@ -88,6 +108,10 @@ pub struct AgentConfig {
     pub shutdown_deadline: String,
     pub identity: Identity,
     pub instance: InstanceIdentity,
+    /// `ip:port` of the agent's local OTLP receiver; none: the receiver is off.
+    pub otlp_receiver_listen: Option<String>,
+    /// The journal source; none: off.
+    pub journald: Option<JournaldSection>,
 }
 
 impl AgentConfig {
@@ -116,6 +140,8 @@ impl AgentConfig {
             shutdown_deadline: "10s".to_string(),
             identity,
             instance,
+            otlp_receiver_listen: None,
+            journald: None,
         }
     }
 }
@@ -152,6 +178,14 @@ impl Agent {
             heartbeat_interval: config.heartbeat_interval.clone(),
             shutdown_deadline: config.shutdown_deadline.clone(),
             metadata: "none".to_string(),
+            otlp_receiver: config
+                .otlp_receiver_listen
+                .clone()
+                .map(|listen| OtlpReceiverSection {
+                    enabled: true,
+                    listen,
+                }),
+            journald: config.journald.clone(),
         };
         let config_path = dir.path().join("agent.toml");
         std::fs::write(
