@@ -13,6 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use epitaph_proto::BATCH_HEADER;
 use epitaph_proto::collector::logs::v1::logs_service_client::LogsServiceClient;
 use epitaph_proto::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use epitaph_proto::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use epitaph_proto::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use epitaph_proto::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use epitaph_proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use epitaph_proto::resource::v1::Resource;
@@ -32,7 +36,7 @@ pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(20);
 /// The gRPC method path of OTLP log export.
 const LOGS_EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
-/// A blocking OTLP logs client for one server address.
+/// A blocking OTLP logs and metrics client for one server address.
 pub struct OtlpClient {
     runtime: tokio::runtime::Runtime,
     channel: Channel,
@@ -79,6 +83,25 @@ impl OtlpClient {
         batch_header: Option<&str>,
     ) -> Result<ExportLogsServiceResponse, Status> {
         let mut client = LogsServiceClient::new(self.channel.clone());
+        if let Some(encoding) = self.compression {
+            client = client.send_compressed(encoding);
+        }
+        let request = tagged_request(request, batch_header);
+        self.bounded(async move {
+            client
+                .export(request)
+                .await
+                .map(|response| response.into_inner())
+        })
+    }
+
+    /// Exports metrics, tagged with `epitaph-batch: <batch_header>` when given.
+    pub fn export_metrics(
+        &self,
+        request: ExportMetricsServiceRequest,
+        batch_header: Option<&str>,
+    ) -> Result<ExportMetricsServiceResponse, Status> {
+        let mut client = MetricsServiceClient::new(self.channel.clone());
         if let Some(encoding) = self.compression {
             client = client.send_compressed(encoding);
         }

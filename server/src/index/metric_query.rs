@@ -9,11 +9,11 @@
 //! | function | gauge, non-monotonic sum | monotonic sum (counter) | histogram, summary |
 //! |---|---|---|---|
 //! | `count()` | points | points | points |
-//! | `sum/avg/min/max/pNN(value)` | over the points' values | over the raw values | — |
-//! | `rate()`, `rate(value)` | error | increase per second | observations per second |
-//! | `increase()`, `increase(value)` | error | increase | observations |
-//! | `avg()` | — | — | mean observation: Δsum / Δcount |
-//! | `pNN()` | — | — | from the buckets, `histogram_quantile`-style |
+//! | `sum/min/max(value)` | over the points' values | over the raw values | error |
+//! | `avg(value)` | mean of the values | mean of the raw values | mean observation: Δsum / Δcount |
+//! | `pNN(value)` | quantile of the values | quantile of the raw values | from the buckets, `histogram_quantile`-style (explicit buckets only) |
+//! | `rate()` | error | increase per second | observations per second |
+//! | `increase()` | error | increase | observations |
 //!
 //! The increase of a cumulative series is summed from the differences between its
 //! consecutive points; a point whose value went down, or whose start time changed, starts
@@ -46,8 +46,9 @@ use super::indexer::now_nanos;
 use super::metric_schema::Buckets;
 use super::search::{LogQueryParser, SearchError, SplitVersions};
 
-/// The metric names a filter requires (`metric:a` or `metric:a OR metric:b` at its top
-/// level), or `None` when it does not name one: such a query is a log query.
+/// Whether a filter reads metrics, and which: `Some` when its top level requires a
+/// `metric` (`metric:a`, `metric:a OR metric:b`, `metric:http.*`, `metric:*`), with the
+/// names it requires exactly (empty when a pattern allows any); `None` for a log query.
 pub fn required_metrics(filter: &Filter) -> Option<BTreeSet<String>> {
     match filter {
         Filter::Term {
@@ -55,11 +56,27 @@ pub fn required_metrics(filter: &Filter) -> Option<BTreeSet<String>> {
             value,
             ..
         } => Some(BTreeSet::from([value_text(value)])),
+        Filter::Exists {
+            field: FieldRef::Metric,
+            ..
+        }
+        | Filter::Wildcard {
+            field: Some(FieldRef::Metric),
+            ..
+        }
+        | Filter::Regex {
+            field: Some(FieldRef::Metric),
+            ..
+        } => Some(BTreeSet::new()),
         Filter::And { operands, .. } => operands.iter().find_map(required_metrics),
         Filter::Or { operands, .. } => {
             let mut names = BTreeSet::new();
             for operand in operands {
-                names.extend(required_metrics(operand)?);
+                let required = required_metrics(operand)?;
+                if required.is_empty() {
+                    return Some(required);
+                }
+                names.extend(required);
             }
             Some(names)
         }
