@@ -21,6 +21,8 @@
 //! - [`ship`]: exports with the OTLP retry rules; [`lifecycle`]: the server's view of
 //!   this instance's life, and reports of records dropped from a full spool.
 //! - [`stats`]: the agent's own health counters.
+//! - [`receiver`]: a local OTLP/gRPC receiver; applications' records join the file
+//!   lines' batches under the instance's identity.
 //! - [`hostmetrics`]: CPU, memory, disk, filesystem, network and process metrics from
 //!   `/proc` and `/sys`, and the agent's health, sent as OTLP metrics every interval.
 //!
@@ -47,6 +49,7 @@ pub mod identity;
 pub mod install;
 pub mod lifecycle;
 pub mod parse;
+pub mod receiver;
 pub mod severity;
 pub mod ship;
 pub mod sources;
@@ -185,6 +188,16 @@ pub async fn run_with_stats(
         stats.clone(),
         &config,
     );
+    let (collector, receiver_task) = if config.otlp_receiver.enabled {
+        let (received, task) = receiver::start(
+            &config.otlp_receiver,
+            &identity.to_resource(),
+            collector_done_receiver.clone(),
+        )?;
+        (collector.with_received_exports(received), Some(task))
+    } else {
+        (collector, None)
+    };
     let mut collector_task = tokio::task::spawn_blocking(move || collector.run(collector_stop));
 
     // Spawned before the shipper so that, when the server is up, the hello is the
@@ -257,6 +270,9 @@ pub async fn run_with_stats(
     }
     let _ = stop_background.send(true);
     heartbeat_task.abort();
+    if let Some(receiver_task) = receiver_task {
+        receiver_task.abort();
+    }
     if let Some(metrics_task) = metrics_task {
         metrics_task.abort();
     }
