@@ -155,7 +155,9 @@ impl MetricsExporter {
                 return;
             }
             self.counters.intervals_dropped += 1;
-            if self.counters.intervals_dropped == 1 || self.counters.intervals_dropped % 100 == 0 {
+            if self.counters.intervals_dropped == 1
+                || self.counters.intervals_dropped.is_multiple_of(100)
+            {
                 warn!(
                     dropped_total = self.counters.intervals_dropped,
                     max_pending = self.max_pending,
@@ -324,5 +326,68 @@ mod tests {
             format!("{error:#}").contains("metrics-sequence"),
             "{error:#}"
         );
+    }
+
+    /// An exporter whose server refuses connections: every attempt fails, retryably.
+    fn exporter_to_nowhere(state_dir: &Path, max_pending: usize) -> MetricsExporter {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let refusing = listener.local_addr().unwrap();
+        drop(listener);
+        let channel = crate::ship::connect_lazily(&format!("http://{refusing}")).unwrap();
+        MetricsExporter::new(channel, "agent-a", None, state_dir, max_pending).unwrap()
+    }
+
+    /// A request told apart by its number of (empty) resources.
+    fn interval(marker: usize) -> ExportMetricsServiceRequest {
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![Default::default(); marker],
+        }
+    }
+
+    fn queued(exporter: &MetricsExporter) -> Vec<(Option<u64>, usize)> {
+        exporter
+            .pending
+            .iter()
+            .map(|pending| (pending.sequence, pending.request.resource_metrics.len()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_the_oldest_waiting_interval_and_keeps_the_one_being_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SEQUENCE_FILE), "41\n").unwrap();
+        let mut exporter = exporter_to_nowhere(dir.path(), 3);
+        exporter.enqueue(interval(1));
+        assert_eq!(exporter.attempt().await, AttemptOutcome::WillRetry);
+        assert_eq!(exporter.counters().export_retries, 1);
+        exporter.enqueue(interval(2));
+        exporter.enqueue(interval(3));
+        assert_eq!(exporter.counters().intervals_dropped, 0);
+        exporter.enqueue(interval(4));
+        exporter.enqueue(interval(5));
+        assert_eq!(
+            queued(&exporter),
+            vec![(Some(42), 1), (None, 4), (None, 5)],
+            "the head keeps its sequence (one past the recorded 41); 2 and 3 made way"
+        );
+        assert_eq!(exporter.counters().intervals_dropped, 2);
+        assert!(exporter.next_attempt_at().is_some());
+        // Retries keep the head's sequence.
+        assert_eq!(exporter.attempt().await, AttemptOutcome::WillRetry);
+        assert_eq!(queued(&exporter)[0], (Some(42), 1));
+    }
+
+    #[tokio::test]
+    async fn with_room_for_one_the_interval_being_sent_stays_and_new_ones_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut exporter = exporter_to_nowhere(dir.path(), 1);
+        assert_eq!(exporter.attempt().await, AttemptOutcome::Idle);
+        exporter.enqueue(interval(1));
+        exporter.enqueue(interval(2));
+        assert_eq!(queued(&exporter), vec![(None, 2)], "not yet sent: replaced");
+        assert_eq!(exporter.attempt().await, AttemptOutcome::WillRetry);
+        exporter.enqueue(interval(3));
+        assert_eq!(queued(&exporter), vec![(Some(1), 2)]);
+        assert_eq!(exporter.counters().intervals_dropped, 2);
     }
 }

@@ -356,15 +356,13 @@ pub fn start(
     Ok(Some(tokio::spawn(run_host_metrics(task, stop))))
 }
 
+/// How long an export in flight when `stop` turns true may take to finish: long enough
+/// on a working network for its ack to be recorded (else the next start would reuse its
+/// sequence, and the server would drop that interval as already stored).
+pub const STOP_GRACE: Duration = Duration::from_secs(1);
+
 /// Collects and sends host metrics every interval until `stop` turns true.
 pub async fn run_host_metrics(task: HostMetricsTask, mut stop: watch::Receiver<bool>) {
-    tokio::select! {
-        _ = stop.wait_for(|stop| *stop) => {}
-        _ = collect_and_send(task) => {}
-    }
-}
-
-async fn collect_and_send(task: HostMetricsTask) {
     let HostMetricsTask {
         config,
         mut exporter,
@@ -372,6 +370,7 @@ async fn collect_and_send(task: HostMetricsTask) {
         stats,
         agent_start,
     } = task;
+    let mut stop_during_attempt = stop.clone();
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut idle_collector = Some(HostCollector::new(&config));
@@ -416,10 +415,25 @@ async fn collect_and_send(task: HostMetricsTask) {
                 }
             }
             _ = tokio::time::sleep_until(next_attempt.unwrap_or_else(tokio::time::Instant::now)), if next_attempt.is_some() => {
-                exporter.attempt().await;
+                let attempt = exporter.attempt();
+                tokio::pin!(attempt);
+                tokio::select! {
+                    _ = &mut attempt => {}
+                    _ = stopped(&mut stop_during_attempt) => {
+                        let _ = tokio::time::timeout(STOP_GRACE, attempt).await;
+                        return;
+                    }
+                }
             }
+            _ = stopped(&mut stop) => return,
         }
     }
+}
+
+/// Completes when `stop` turns true or its sender is gone.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`; it is dropped here, not held.
+    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 #[cfg(test)]

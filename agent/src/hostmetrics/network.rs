@@ -80,12 +80,15 @@ pub fn parse_net_dev(text: &str) -> Result<Vec<InterfaceCounters>, String> {
     Ok(interfaces)
 }
 
+/// Picks one counter out of a direction's [`Traffic`].
+type TrafficCounter = fn(&Traffic) -> u64;
+
 pub fn push_interfaces(
     interfaces: &[InterfaceCounters],
     boot: SystemTime,
     metrics: &mut MetricSet,
 ) {
-    let metric_of: [(Descriptor, fn(&Traffic) -> u64); 4] = [
+    let metric_of: [(Descriptor, TrafficCounter); 4] = [
         (NETWORK_IO, |traffic| traffic.bytes),
         (NETWORK_PACKETS, |traffic| traffic.packets),
         (NETWORK_ERRORS, |traffic| traffic.errors),
