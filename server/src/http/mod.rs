@@ -32,9 +32,8 @@ use crate::wal::WalSegments;
 mod aggregate;
 mod context;
 mod fields;
-mod versions;
-mod versions;
 mod tail;
+mod versions;
 
 pub struct ApiState {
     pub catalog: Arc<SplitCatalog>,
@@ -61,7 +60,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/aggregate", get(aggregate::aggregate_handler))
         .route("/api/v1/context", get(context::context_handler))
         .route("/api/v1/fields", get(fields::fields_handler))
-        .route("/api/v1/versions", get(versions::versions_handler))
         .route("/api/v1/versions", get(versions::versions_handler))
         .route("/api/v1/tail", get(tail::tail_handler))
         .route("/api/v1/instances", get(instances_handler))
@@ -281,6 +279,7 @@ async fn instances_handler(
 
 async fn stats_handler(State(state): State<Arc<ApiState>>) -> Response {
     let totals = state.catalog.totals();
+    let metric_totals = state.metric_catalog.totals();
     let wal_bytes = state
         .wal
         .read()
@@ -295,6 +294,11 @@ async fn stats_handler(State(state): State<Arc<ApiState>>) -> Response {
         "documents": totals.documents,
         "raw_bytes": totals.raw_bytes,
         "wal_bytes": wal_bytes,
+        "metrics": {
+            "splits": metric_totals.splits,
+            "sealed_splits": metric_totals.sealed_splits,
+            "points": metric_totals.documents,
+        },
     }))
     .into_response()
 }
