@@ -1,11 +1,11 @@
 //! Finding (and building) the binaries under test.
 //!
 //! `cargo nextest run -p epitaph-tests` builds only this crate and its dependencies, not
-//! the `epitaph-server` and `epitaph-agent` binaries, so the harness runs
-//! `cargo build -p epitaph-server -p epitaph-agent` once per test process (guarded by a
-//! `OnceLock`; a second test process finds cargo's no-op build quick, and cargo's own
-//! lock serialises concurrent ones). `EPITAPH_BIN_DIR` skips the build and takes the
-//! binaries from that directory, for CI steps that built them already.
+//! the `epitaph-server`, `epitaph-agent` and `epitaph` binaries, so the harness runs
+//! `cargo build -p epitaph-server -p epitaph-agent -p epitaph-cli` once per test process
+//! (guarded by a `OnceLock`; a second test process finds cargo's no-op build quick, and
+//! cargo's own lock serialises concurrent ones). `EPITAPH_BIN_DIR` skips the build and
+//! takes the binaries from that directory, for CI steps that built them already.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,6 +16,8 @@ use std::sync::OnceLock;
 pub struct Binaries {
     pub server: PathBuf,
     pub agent: PathBuf,
+    /// The `epitaph` command line.
+    pub cli: PathBuf,
 }
 
 static BINARIES: OnceLock<Result<Binaries, String>> = OnceLock::new();
@@ -75,6 +77,8 @@ fn locate_or_build() -> Result<Binaries, String> {
             "epitaph-server",
             "-p",
             "epitaph-agent",
+            "-p",
+            "epitaph-cli",
             "--target-dir",
         ])
         .arg(&target_dir)
@@ -82,7 +86,7 @@ fn locate_or_build() -> Result<Binaries, String> {
         .map_err(|error| format!("running `{}` build: {error}", cargo.to_string_lossy()))?;
     if !output.status.success() {
         return Err(format!(
-            "`cargo build -p epitaph-server -p epitaph-agent` failed ({}):\n{}",
+            "`cargo build -p epitaph-server -p epitaph-agent -p epitaph-cli` failed ({}):\n{}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         ));
@@ -94,8 +98,9 @@ fn existing_binaries(dir: &Path) -> Result<Binaries, String> {
     let binaries = Binaries {
         server: dir.join("epitaph-server"),
         agent: dir.join("epitaph-agent"),
+        cli: dir.join("epitaph"),
     };
-    for path in [&binaries.server, &binaries.agent] {
+    for path in [&binaries.server, &binaries.agent, &binaries.cli] {
         if !path.is_file() {
             return Err(format!("binary {} does not exist", path.display()));
         }
