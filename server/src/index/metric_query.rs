@@ -246,19 +246,33 @@ impl MetricPlan {
         };
         for series in collected.series.into_values() {
             let Series { info, mut points } = series;
-            points.sort_by_key(|p| p.timestamp);
+            points.sort_unstable_by_key(|p| p.timestamp);
             let increases = increases(&info, &points, range_start);
-            for (index, point) in points.iter().enumerate() {
-                let key = (bucket_of(point.timestamp), info.group.clone());
-                let accumulators = cells.entry(key).or_insert_with(|| {
-                    self.functions
-                        .iter()
-                        .map(|_| Accumulator::default())
-                        .collect()
-                });
-                for (function, accumulator) in self.functions.iter().zip(accumulators) {
-                    accumulator.add(function, &info, point, increases.get(index))?;
+            // Points are in time order, so each bucket is one run of them: one lookup
+            // of the (bucket, group) cell per run, not per point.
+            let mut run_start = 0;
+            while run_start < points.len() {
+                let bucket = bucket_of(points[run_start].timestamp);
+                let run_end = points[run_start..]
+                    .iter()
+                    .position(|p| bucket_of(p.timestamp) != bucket)
+                    .map_or(points.len(), |offset| run_start + offset);
+                let accumulators = cells
+                    .entry((bucket, info.group.clone()))
+                    .or_insert_with(|| {
+                        self.functions
+                            .iter()
+                            .map(|_| Accumulator::default())
+                            .collect()
+                    });
+                for (index, point) in points.iter().enumerate().take(run_end).skip(run_start) {
+                    for (function, accumulator) in
+                        self.functions.iter().zip(accumulators.iter_mut())
+                    {
+                        accumulator.add(function, &info, point, increases.get(index))?;
+                    }
                 }
+                run_start = run_end;
             }
         }
         let per_seconds = match self.bucket_nanos {
@@ -364,9 +378,31 @@ struct Series {
     points: Vec<MetricPoint>,
 }
 
+/// Series ids are hashes already: hashing them again is wasted work per point.
+#[derive(Default)]
+struct SeriesIdHasher(u64);
+
+impl std::hash::Hasher for SeriesIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id;
+    }
+}
+
+type SeriesMap = HashMap<u64, Series, std::hash::BuildHasherDefault<SeriesIdHasher>>;
+
 #[derive(Default)]
 struct Collected {
-    series: HashMap<u64, Series>,
+    series: SeriesMap,
 }
 
 impl Collected {
@@ -737,18 +773,18 @@ impl SegmentCollector for PointSegmentCollector {
             sum: self.sum.first(doc),
             buckets: self.buckets(doc),
         };
-        if !self.collected.series.contains_key(&id) {
-            let info = self.info(doc);
-            self.collected.series.insert(
-                id,
-                Series {
-                    info,
-                    points: Vec::new(),
-                },
-            );
-        }
-        if let Some(series) = self.collected.series.get_mut(&id) {
-            series.points.push(point);
+        match self.collected.series.get_mut(&id) {
+            Some(series) => series.points.push(point),
+            None => {
+                let info = self.info(doc);
+                self.collected.series.insert(
+                    id,
+                    Series {
+                        info,
+                        points: vec![point],
+                    },
+                );
+            }
         }
     }
 
