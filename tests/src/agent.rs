@@ -76,6 +76,15 @@ pub struct AgentConfigFile {
     pub otlp_receiver: Option<OtlpReceiverSection>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub journald: Option<JournaldSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsSection>,
+}
+
+/// The `[metrics]` table: host metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricsSection {
+    pub enabled: bool,
+    pub interval: String,
 }
 
 /// The `[otlp_receiver]` table.
@@ -112,6 +121,8 @@ pub struct AgentConfig {
     pub otlp_receiver_listen: Option<String>,
     /// The journal source; none: off.
     pub journald: Option<JournaldSection>,
+    /// Host metrics every this often (`"1s"`); none: the agent's default.
+    pub metrics_interval: Option<String>,
 }
 
 impl AgentConfig {
@@ -142,6 +153,7 @@ impl AgentConfig {
             instance,
             otlp_receiver_listen: None,
             journald: None,
+            metrics_interval: None,
         }
     }
 }
@@ -186,6 +198,13 @@ impl Agent {
                     listen,
                 }),
             journald: config.journald.clone(),
+            metrics: config
+                .metrics_interval
+                .clone()
+                .map(|interval| MetricsSection {
+                    enabled: true,
+                    interval,
+                }),
         };
         let config_path = dir.path().join("agent.toml");
         std::fs::write(
