@@ -38,6 +38,7 @@ use crate::parse::ParseMode;
 use crate::receiver::{ReceivedExports, Refusal};
 use crate::sources::Positions;
 use crate::sources::file::{FileLine, FileSource};
+use crate::sources::journald::JournalSource;
 use crate::spool::{SpoolWriter, TakeError};
 use crate::stats::AgentStats;
 
@@ -88,6 +89,8 @@ pub struct Collector {
     spool_full_at_bytes: Option<u64>,
     /// What applications sent to the local OTLP receiver, if it is enabled.
     received: Option<ReceivedExports>,
+    /// The systemd journal, if it is a source.
+    journal: Option<JournalSource>,
 }
 
 impl Collector {
@@ -113,7 +116,14 @@ impl Collector {
             spool_failing: false,
             spool_full_at_bytes: None,
             received: None,
+            journal: None,
         }
+    }
+
+    /// Also reads the systemd journal.
+    pub fn with_journal(mut self, journal: JournalSource) -> Collector {
+        self.journal = Some(journal);
+        self
     }
 
     /// Also batches the records that applications send to the local OTLP receiver.
@@ -176,6 +186,7 @@ impl Collector {
                 break;
             }
         }
+        self.accept_journal_records()?;
         self.accept_received_exports()?;
         if draining || self.builder.age() >= self.partial_batch_timeout() {
             self.seal()?;
@@ -250,6 +261,32 @@ impl Collector {
         Ok(())
     }
 
+    /// Puts the journal entries read so far into the open batch, moving the journal's
+    /// cursor past each once it is in, as file positions move (see
+    /// [`crate::sources::journald`]). A record that did not get in goes back.
+    fn accept_journal_records(&mut self) -> Result<(), Interrupt> {
+        while let Some(record) = self.journal.as_mut().and_then(JournalSource::next_record) {
+            if !self.builder.fits(record.bytes.len())
+                && let Err(interrupt) = self.seal()
+            {
+                if let Some(journal) = self.journal.as_mut() {
+                    journal.put_back(record);
+                }
+                return Err(interrupt);
+            }
+            self.builder
+                .push_encoded(&record.bytes, record.observed_unix_nano);
+            if let Some(journal) = self.journal.as_mut() {
+                journal.advance(record.cursor);
+            }
+            AgentStats::add(&self.stats.records_read, 1);
+            if self.builder.is_full() {
+                self.seal()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Puts what applications sent to the local OTLP receiver into the open batch, then
     /// seals it: an application is answered once all its records are in the spool (see
     /// [`crate::receiver`]). If a seal fails midway, the rest of that request is put back
@@ -306,6 +343,7 @@ impl Collector {
         }
         let positions = Positions {
             files: self.source.positions(),
+            journal_cursor: self.journal.as_ref().and_then(JournalSource::cursor),
         };
         let taken = match self.spool.take(&self.builder, positions) {
             Ok(taken) => taken,

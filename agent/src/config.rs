@@ -84,6 +84,8 @@ pub struct Config {
     pub metrics: crate::hostmetrics::MetricsConfig,
     /// The `[otlp_receiver]` table: a local OTLP/gRPC receiver for applications.
     pub otlp_receiver: crate::receiver::OtlpReceiverConfig,
+    /// The `[journald]` table: the systemd journal as a source.
+    pub journald: crate::sources::journald::JournaldConfig,
 }
 
 impl Default for Config {
@@ -113,6 +115,7 @@ impl Default for Config {
             spool: crate::spool::SpoolConfig::default(),
             metrics: crate::hostmetrics::MetricsConfig::default(),
             otlp_receiver: crate::receiver::OtlpReceiverConfig::default(),
+            journald: crate::sources::journald::JournaldConfig::default(),
         }
     }
 }
@@ -227,6 +230,7 @@ impl Config {
         }
         self.metrics.validate()?;
         self.otlp_receiver.validate()?;
+        self.journald.validate()?;
         if self.spool.max_bytes < crate::spool::MIN_SPOOL_MAX_BYTES {
             bail!(
                 "spool.max_bytes must be at least {}",

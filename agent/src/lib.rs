@@ -74,6 +74,7 @@ use crate::lifecycle::{
 use crate::ship::{Shipper, authorization_value, connect_lazily};
 use crate::sources::Positions;
 use crate::sources::file::FileSource;
+use crate::sources::journald::JournalSource;
 use crate::sources::multiline::MultilineRule;
 use crate::spool::{
     Spool, SpoolWriter, State, StatePaths, load_or_create_agent_id, lock_state_dir, recover,
@@ -162,6 +163,7 @@ pub async fn run_with_stats(
             last_acked_sequence: 0,
             positions: Positions {
                 files: source.positions(),
+                journal_cursor: None,
             },
         };
         write_state(&paths, &state)
@@ -188,6 +190,15 @@ pub async fn run_with_stats(
         stats.clone(),
         &config,
     );
+    let collector = if config.journald.enabled {
+        collector.with_journal(JournalSource::start(
+            &config.journald,
+            config.parse,
+            recovery.positions.journal_cursor.clone(),
+        ))
+    } else {
+        collector
+    };
     let (collector, receiver_task) = if config.otlp_receiver.enabled {
         let (received, task) = receiver::start(
             &config.otlp_receiver,

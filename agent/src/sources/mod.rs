@@ -11,9 +11,11 @@
 //! field with `#[serde(default)]` and old spool files and state files stay readable.
 //!
 //! - [`mod@file`]: tailing files by glob, through rotation, truncation and symlinks;
-//! - [`multiline`]: joining the lines of one event (a stack trace) into one record.
+//! - [`multiline`]: joining the lines of one event (a stack trace) into one record;
+//! - [`journald`]: the systemd journal, through `journalctl`, positioned by its cursor.
 
 pub mod file;
+pub mod journald;
 pub mod multiline;
 
 use serde::{Deserialize, Serialize};
@@ -23,4 +25,7 @@ use serde::{Deserialize, Serialize};
 pub struct Positions {
     #[serde(default)]
     pub files: Vec<file::FilePosition>,
+    /// The journal cursor of the last journal entry in a batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_cursor: Option<String>,
 }

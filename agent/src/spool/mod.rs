@@ -463,6 +463,7 @@ pub(crate) mod tests {
                 fingerprint: Fingerprint::of(b"first bytes"),
                 copy_of: None,
             }],
+            journal_cursor: None,
         }
     }
 
