@@ -33,6 +33,7 @@ pub async fn aggregate_handler(
             Ok(parsed) if required_metrics(&parsed.filter).is_some() => metric_aggregate(
                 &state.metric_catalog,
                 &state.metric_parser,
+                &state.limits,
                 &parsed,
                 &request,
             ),

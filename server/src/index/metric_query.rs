@@ -41,10 +41,10 @@ use tantivy::columnar::{BytesColumn, Column, DynamicColumn, StrColumn};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::aggregate::{AggregateRequest, AggregateResponse, cell_to_json, number_to_json, within};
-use super::catalog::SplitCatalog;
+use super::catalog::{SearchableSplit, SplitCatalog};
 use super::indexer::now_nanos;
 use super::metric_schema::Buckets;
-use super::search::{LogQueryParser, SearchError, SplitVersions};
+use super::search::{LogQueryParser, SearchError, SearchLimits, SplitVersions, map_splits};
 
 /// Whether a filter reads metrics, and which: `Some` when its top level requires a
 /// `metric` (`metric:a`, `metric:a OR metric:b`, `metric:http.*`, `metric:*`), with the
@@ -92,9 +92,11 @@ fn value_text(value: &Value) -> String {
 pub fn metric_aggregate(
     catalog: &SplitCatalog,
     parser: &LogQueryParser,
+    limits: &SearchLimits,
     query: &Query,
     request: &AggregateRequest,
 ) -> Result<AggregateResponse, SearchError> {
+    let deadline = limits.deadline();
     let plan = MetricPlan::new(query).map_err(SearchError::Query)?;
     let metrics = required_metrics(&query.filter).unwrap_or_default();
     let splits = catalog.snapshot();
@@ -111,28 +113,32 @@ pub fn metric_aggregate(
         by: plan.by.clone(),
         needs_buckets: plan.needs_buckets(),
     };
-    let mut collected = Collected::default();
-    let mut splits_searched = 0;
-    let mut splits_skipped = 0;
-    let mut oldest_searched: Option<i64> = None;
-    for split in splits {
-        let holds_metric = metrics.is_empty() || !metrics.is_disjoint(&split.metadata.metrics);
-        if !holds_metric
-            || !filter.may_match(&split.metadata, request.start_nanos, request.end_nanos)
-        {
-            splits_skipped += 1;
-            continue;
-        }
-        splits_searched += 1;
-        if let Some(min) = split.metadata.min_timestamp_nanos {
-            oldest_searched = Some(oldest_searched.map_or(min, |oldest| oldest.min(min)));
-        }
-        let fruit = split
+    let wanted: Vec<&SearchableSplit> = splits
+        .iter()
+        .map(|split| split.as_ref())
+        .filter(|split| {
+            let holds_metric = metrics.is_empty() || !metrics.is_disjoint(&split.metadata.metrics);
+            holds_metric
+                && filter.may_match(&split.metadata, request.start_nanos, request.end_nanos)
+        })
+        .collect();
+    let splits_searched = wanted.len();
+    let splits_skipped = splits.len() - wanted.len();
+    let oldest_searched = wanted
+        .iter()
+        .filter_map(|split| split.metadata.min_timestamp_nanos)
+        .min();
+    let fruits = map_splits(&wanted, limits.search_threads, &deadline, |split| {
+        Ok(split
             .reader
             .searcher()
-            .search(compiled.as_ref(), &collector)?;
+            .search(compiled.as_ref(), &collector)?)
+    })?;
+    let mut collected = Collected::default();
+    for fruit in fruits {
         collected.merge(fruit);
     }
+    deadline.check()?;
     let range_start = request
         .start_nanos
         .or(filter.time.start_nanos)
