@@ -424,6 +424,25 @@ mod tests {
     }
 
     #[test]
+    fn the_otlp_receiver_table_parses_and_is_off_by_default() {
+        let config = crate::config::Config::from_toml_str(
+            "[otlp_receiver]\nenabled = true\nlisten = \"[::1]:14317\"\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert!(config.otlp_receiver.enabled);
+        assert_eq!(
+            config.otlp_receiver.listen_address().unwrap().to_string(),
+            "[::1]:14317"
+        );
+        assert!(!crate::config::Config::default().otlp_receiver.enabled);
+        let public =
+            crate::config::Config::from_toml_str("[otlp_receiver]\nlisten = \"10.0.0.5:4317\"\n")
+                .unwrap();
+        assert!(public.validate().is_err());
+    }
+
+    #[test]
     fn ids_of_the_wrong_length_are_invalid_arguments() {
         let mut request = request_of(1, 1);
         validate(&request).unwrap();

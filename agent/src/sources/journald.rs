@@ -789,6 +789,24 @@ mod tests {
     }
 
     #[test]
+    fn the_journald_table_parses_and_is_off_by_default() {
+        let config = crate::config::Config::from_toml_str(
+            r#"
+            [journald]
+            enabled = true
+            units = ["nginx.service", "app@*.service"]
+            journalctl = "/usr/bin/journalctl"
+            "#,
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert!(config.journald.enabled);
+        assert_eq!(config.journald.units, ["nginx.service", "app@*.service"]);
+        assert!(!crate::config::Config::default().journald.enabled);
+        assert!(crate::config::Config::from_toml_str("[journald]\nunit = []").is_err());
+    }
+
+    #[test]
     fn config_rejects_units_that_would_be_options() {
         JournaldConfig::default().validate().unwrap();
         let bad = JournaldConfig {
