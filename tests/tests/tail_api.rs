@@ -1,6 +1,7 @@
 //! `/api/v1/tail` streams live lines: a stream opened before lines are sent receives the
 //! matching ones, shaped exactly like search hits, and nothing else; a bad query or a
-//! pipe stage is a 400 that says where; shutting the server down ends open streams
+//! pipe stage is a 400 that says where; a reader that stops reading is told how many
+//! lines it missed while ingest goes on; shutting the server down ends open streams
 //! instead of waiting out the drain.
 
 use std::time::Duration;
@@ -166,4 +167,93 @@ fn shutdown_ends_open_tails_instead_of_waiting_out_the_drain() {
         !report.contains("HTTP connections did not drain in time"),
         "an open tail held the HTTP drain:\n{report}"
     );
+}
+
+#[test]
+fn a_reader_that_stalls_is_told_how_many_lines_it_missed_and_ingest_goes_on() {
+    use std::io::{BufRead, BufReader, Write};
+
+    // Far more than the server queues for one client (20 000 lines) plus what the
+    // socket buffers hold (about 13 000 such lines here).
+    const BATCHES: usize = 60;
+    const LINES_PER_BATCH: usize = 1_000;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let client = OtlpClient::connect(&server.grpc_url());
+    let marker = unique_token("stall");
+
+    // A client that opens the stream, then stops reading: the socket buffers fill, the
+    // server's queue for it fills, and everything after that is dropped for it.
+    let mut socket = std::net::TcpStream::connect(server.http_url().trim_start_matches("http://"))
+        .expect("connecting to the HTTP API");
+    write!(
+        socket,
+        "GET /api/v1/tail?q={marker} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    socket
+        .set_read_timeout(Some(ITEM_TIMEOUT))
+        .expect("setting a read timeout");
+    let mut reader = BufReader::new(socket);
+    let mut line = String::new();
+    while line.trim_end() != ": tailing" {
+        line.clear();
+        let read = reader
+            .read_line(&mut line)
+            .expect("reading the stream's start");
+        assert!(read > 0, "the stream ended before it opened");
+    }
+
+    // Every export is acknowledged while the reader sleeps.
+    for batch in 0..BATCHES {
+        let bodies: Vec<String> = (0..LINES_PER_BATCH)
+            .map(|index| format!("{marker} batch {batch} line {index}"))
+            .collect();
+        export(&client, "web", &bodies);
+    }
+    // Reading again: the first delivery says how many lines were dropped meanwhile. The
+    // last line is sent only then (sent earlier, it could have been dropped too).
+    let last = format!("{marker} last");
+    let mut delivered = 0usize;
+    let mut skipped = 0usize;
+    let mut event_name = String::new();
+    let mut last_sent = false;
+    loop {
+        line.clear();
+        let read = reader.read_line(&mut line).expect("reading the stream");
+        assert!(read > 0, "the stream ended early");
+        let text = line.trim_end();
+        if let Some(name) = text.strip_prefix("event: ") {
+            event_name = name.to_string();
+            continue;
+        }
+        let Some(data) = text.strip_prefix("data: ") else {
+            continue;
+        };
+        let data: serde_json::Value = serde_json::from_str(data).unwrap();
+        if std::mem::take(&mut event_name) == "skipped" {
+            skipped += data["skipped_lines"].as_u64().unwrap() as usize;
+            if !last_sent {
+                export(&client, "web", std::slice::from_ref(&last));
+                last_sent = true;
+            }
+            continue;
+        }
+        delivered += 1;
+        if data["body"] == last.as_str() {
+            break;
+        }
+    }
+    assert!(
+        skipped > 0,
+        "nothing was skipped; {delivered} lines delivered"
+    );
+    assert_eq!(delivered + skipped, BATCHES * LINES_PER_BATCH + 1);
+    // And every line was stored.
+    let stored = eventually(Duration::from_secs(20), || {
+        let count = server.get("/api/v1/stats", &[]).json()["documents"].as_u64()?;
+        (count as usize == BATCHES * LINES_PER_BATCH + 1).then_some(count)
+    });
+    assert!(stored.is_some(), "not every line was stored");
 }
