@@ -191,7 +191,12 @@ impl Subscription {
             }
             tokio::select! {
                 _ = self.queue.ready.notified() => {}
-                _ = self.shutdown.changed() => {}
+                changed = self.shutdown.changed() => {
+                    // The sender gone means the server is going away too.
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
             }
         }
     }
