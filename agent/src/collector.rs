@@ -38,7 +38,7 @@ use crate::parse::ParseMode;
 use crate::receiver::{ReceivedExports, Refusal};
 use crate::sources::Positions;
 use crate::sources::file::{FileLine, FileSource};
-use crate::sources::journald::JournalSource;
+use crate::sources::journald::{JOURNAL_RECORDS_PER_ROUND, JournalSource};
 use crate::spool::{SpoolWriter, TakeError};
 use crate::stats::AgentStats;
 
@@ -263,9 +263,13 @@ impl Collector {
 
     /// Puts the journal entries read so far into the open batch, moving the journal's
     /// cursor past each once it is in, as file positions move (see
-    /// [`crate::sources::journald`]). A record that did not get in goes back.
+    /// [`crate::sources::journald`]). A record that did not get in goes back. At most
+    /// [`JOURNAL_RECORDS_PER_ROUND`], so a flooding journal cannot starve the files.
     fn accept_journal_records(&mut self) -> Result<(), Interrupt> {
-        while let Some(record) = self.journal.as_mut().and_then(JournalSource::next_record) {
+        for _ in 0..JOURNAL_RECORDS_PER_ROUND {
+            let Some(record) = self.journal.as_mut().and_then(JournalSource::next_record) else {
+                break;
+            };
             if !self.builder.fits(record.bytes.len())
                 && let Err(interrupt) = self.seal()
             {
