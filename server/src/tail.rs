@@ -201,7 +201,7 @@ impl Subscription {
         }
     }
 
-    pub fn hub(&self) -> &TailHub {
+    pub fn hub(&self) -> &Arc<TailHub> {
         &self.hub
     }
 }

@@ -33,7 +33,7 @@ use epitaph_query::engine::matcher::Matcher;
 use super::{ApiError, ApiState, ensure_ready, reject_unknown};
 use crate::index::indexer::now_nanos;
 use crate::index::search::{SplitVersions, hit_to_json};
-use crate::tail::{Delivery, Subscription};
+use crate::tail::{Delivery, Subscription, TailHub};
 
 /// Silence after which the stream sends a comment. Below the 60 s idle timeout that
 /// nginx and most cloud load balancers default to.
@@ -67,7 +67,7 @@ pub async fn tail_handler(
     let matcher = Matcher::new(&parsed.filter, &context).map_err(ApiError::BadQuery)?;
     let stream = TailStream {
         subscription: state.tail.subscribe(),
-        matcher,
+        matcher: Arc::new(matcher),
         opened: false,
     };
     let body = Body::from_stream(futures_util::stream::unfold(stream, next_chunk));
@@ -85,7 +85,7 @@ pub async fn tail_handler(
 
 struct TailStream {
     subscription: Subscription,
-    matcher: Matcher,
+    matcher: Arc<Matcher>,
     opened: bool,
 }
 
@@ -103,7 +103,14 @@ async fn next_chunk(mut stream: TailStream) -> Option<(Result<Bytes, Infallible>
                 Ok(None) => return None,
                 Err(_) => return Some((Ok(Bytes::from_static(b": heartbeat\n\n")), stream)),
             };
-        let chunk = render(&stream, delivery);
+        // Building, matching and serializing up to a full queue of lines is CPU work:
+        // done on the blocking pool, like searches, so it never stalls the runtime that
+        // serves ingest.
+        let hub = stream.subscription.hub().clone();
+        let matcher = stream.matcher.clone();
+        let chunk = tokio::task::spawn_blocking(move || render(&hub, &matcher, delivery))
+            .await
+            .unwrap_or_default();
         if !chunk.is_empty() {
             return Some((Ok(Bytes::from(chunk)), stream));
         }
@@ -112,7 +119,7 @@ async fn next_chunk(mut stream: TailStream) -> Option<(Result<Bytes, Infallible>
 
 /// The events of one delivery: the skip notice first (those lines were older), then
 /// every matching line in ingest order.
-fn render(stream: &TailStream, delivery: Delivery) -> Vec<u8> {
+fn render(hub: &TailHub, matcher: &Matcher, delivery: Delivery) -> Vec<u8> {
     let mut chunk = Vec::new();
     if delivery.skipped_lines > 0 {
         chunk.extend_from_slice(b"event: skipped\ndata: ");
@@ -120,11 +127,10 @@ fn render(stream: &TailStream, delivery: Delivery) -> Vec<u8> {
         chunk.extend_from_slice(notice.to_string().as_bytes());
         chunk.extend_from_slice(b"\n\n");
     }
-    let hub = stream.subscription.hub();
     let now = now_nanos();
     for batch in &delivery.batches {
         for line in batch.lines(hub.schema()) {
-            if !stream.matcher.matches(&line.document, now) {
+            if !matcher.matches(&line.document, now) {
                 continue;
             }
             let hit = hit_to_json(hub.schema(), &line.document, line.key);
