@@ -20,8 +20,8 @@
 //!   but not unsigned values above `i64::MAX`, which the index files under another type;
 //! - `severity` and `timestamp` compare numbers and nanoseconds.
 //!
-//! [`Matcher::new`] compiles the filter with the engine first, so a filter is accepted
-//! or rejected here exactly as a search would accept or reject it, with the same error.
+//! [`Matcher::new`] compiles the filter with the engine first, so a filter a search
+//! rejects is rejected here too, with the same error.
 //! `now-15m` is resolved against the `now_nanos` each [`Matcher::matches`] call passes, so
 //! a tail that runs for hours keeps a sliding window.
 
@@ -133,7 +133,7 @@ enum Plan {
 }
 
 impl Matcher {
-    /// Prepares `filter` for matching. Fails exactly when
+    /// Prepares `filter` for matching. Fails when
     /// [`compile_filter`](super::compile_filter) fails on it, with the same error.
     pub fn new(filter: &Filter, context: &EngineContext<'_>) -> Result<Matcher, QueryError> {
         compile_filter(filter, context)?;
