@@ -284,13 +284,6 @@ pub async fn run_with_stats(
     if let Some(receiver_task) = receiver_task {
         receiver_task.abort();
     }
-    if let Some(mut metrics_task) = metrics_task {
-        // It finishes an export in flight (so its ack is recorded), then ends.
-        let grace = hostmetrics::STOP_GRACE + Duration::from_millis(100);
-        if tokio::time::timeout(grace, &mut metrics_task).await.is_err() {
-            metrics_task.abort();
-        }
-    }
     if !collector_finished_early {
         // Returns at once after a clean flush; after the deadline the collector notices
         // the closed gate or the vanished shipper at its next step.
@@ -351,6 +344,14 @@ pub async fn run_with_stats(
             None
         }
     };
+    if let Some(mut metrics_task) = metrics_task {
+        // Told to stop with the other background tasks, it has been finishing an export
+        // in flight (so its ack is recorded) while the goodbye went out.
+        let grace = hostmetrics::STOP_GRACE + Duration::from_millis(100);
+        if tokio::time::timeout(grace, &mut metrics_task).await.is_err() {
+            metrics_task.abort();
+        }
+    }
     if deadline_hit {
         warn!(
             unsent_batches,
