@@ -49,8 +49,7 @@ struct Cli {
         default_value = "http://127.0.0.1:7080"
     )]
     server: String,
-    /// table (default on a terminal), json (one object per line, default otherwise) or
-    /// raw (log bodies only).
+    /// How to print answers.
     #[arg(long, short, global = true, value_enum)]
     output: Option<Format>,
     #[command(subcommand)]

@@ -12,7 +12,8 @@ pub enum Format {
     Table,
     /// One JSON object per line (the default otherwise).
     Json,
-    /// Log bodies only, one per line (other commands: their first column).
+    /// Log bodies only, one per line (stats: tab-separated cells; instances: ids;
+    /// versions: names).
     Raw,
 }
 
