@@ -348,7 +348,8 @@ pub async fn run_with_stats(
         // Told to stop with the other background tasks, it has been finishing an export
         // in flight (so its ack is recorded) while the goodbye went out.
         let grace = hostmetrics::STOP_GRACE + Duration::from_millis(100);
-        if tokio::time::timeout(grace, &mut metrics_task).await.is_err() {
+        let finished = tokio::time::timeout(grace, &mut metrics_task).await;
+        if finished.is_err() {
             metrics_task.abort();
         }
     }
