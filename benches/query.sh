@@ -17,7 +17,8 @@
 #      deletes the temp dir.
 #
 # Usage: benches/query.sh [--lines N] [--runs N] [--split-window 30s] [--seed N]
-#                         [--needle-every N] [--keep]
+#                         [--needle-every N] [--no-build] [--keep]
+# --no-build measures the last release build (e.g. while another build holds the lock).
 # Needs curl, jq, zstd and ripgrep (installed with apt-get when missing). The defaults
 # (10,000,000 lines) need ~10 GB of free disk and take about 10 minutes on 2 cores.
 set -euo pipefail
@@ -29,6 +30,7 @@ SEED=1
 NEEDLE=qzxneedle
 NEEDLE_EVERY=1000000
 KEEP=0
+BUILD=1
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --lines) LINES="$2"; shift 2 ;;
@@ -37,7 +39,8 @@ while [[ $# -gt 0 ]]; do
         --seed) SEED="$2"; shift 2 ;;
         --needle-every) NEEDLE_EVERY="$2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        --no-build) BUILD=0; shift ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "query.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -107,14 +110,20 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log "building release binaries"
-timeout 1800 cargo build --release -p epitaph-server -p epitaph-benches --bin query-corpus >&2
+if [[ "$BUILD" == 1 ]]; then
+    log "building release binaries"
+    timeout 1800 cargo build --release -p epitaph-server -p epitaph-benches --bin query-corpus >&2
+fi
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)"
 BIN="$TARGET_DIR/release"
 for binary in epitaph-server query-corpus; do
     [[ -x "$BIN/$binary" ]] || die "$BIN/$binary was not built"
 done
 
+# What was measured: the commit, and whether the server's and the engine's sources differ
+# from it (several people work in one tree; --no-build measures whatever was built last).
+DIRTY="$(git status --porcelain -- server query proto 2>/dev/null | wc -l)"
+BUILT_FROM="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $DIRTY files of server/, query/, proto/ modified; epitaph-server built $(date -u -r "$BIN/epitaph-server" '+%F %T UTC')"
 LOAD_BEFORE="$(uptime)"
 log "load: $LOAD_BEFORE"
 
@@ -263,16 +272,17 @@ echo
 echo "== Epitaph query benchmark: $DOCUMENTS lines ($(fmt '%.2f' "$(calc "$RAW_BYTES / 1e9")") GB raw, 24 h of event time), seed $SEED, $RUNS rounds after a warm-up =="
 printf '%-13s %s\n' "corpus:" "$NEEDLE_LINES needle lines ('$NEEDLE', one in $NEEDLE_EVERY); $FILES plain files $(fmt '%.2f' "$(calc "$PLAIN_BYTES / 1e9")") GB, zstd -3 copies $(fmt '%.2f' "$(calc "$ZST_BYTES / 1e9")") GB"
 printf '%-13s %s\n' "epitaph:" "$SPLITS sealed splits (--split-window $SPLIT_WINDOW), $(fmt '%.2f' "$(calc "$SPLIT_BYTES / 1e9")") GB; acked after $(fmt '%.0f' "$ACKED_AFTER") s, all sealed after $(fmt '%.0f' "$SEALED_AFTER") s"
+printf '%-13s %s\n' "built from:" "$BUILT_FROM"
 printf '%-13s %s\n' "load:" "before ingest: ${LOAD_BEFORE##*load average: }; before queries: ${LOAD_QUERIES##*load average: }; after: ${LOAD_AFTER##*load average: }"
 echo
-printf '| %-44s | %10s | %10s | %-24s | %-28s | %s\n' "query" "median ms" "min ms" "rounds, ms" "target / ratio" "notes"
-printf '| %-44s | %10.1f | %10.1f | %-24s | %-28s | %s\n' "needle, epitaph (HTTP, newest 100)" "$NEEDLE_MEDIAN" "$(minimum "$WORK/times.needle")" "$(all_times needle)" \
+printf '%-44s  %10s  %10s  %-26s  %-30s  %s\n' "query" "median ms" "min ms" "rounds, ms" "target / ratio" "notes"
+printf '%-44s  %10.1f  %10.1f  %-26s  %-30s  %s\n' "needle, epitaph (HTTP, newest 100)" "$NEEDLE_MEDIAN" "$(minimum "$WORK/times.needle")" "$(all_times needle)" \
     "<= 300 ms: $(verdict "$NEEDLE_MEDIAN" 300)" "$EPITAPH_HITS hits; splits $(splits_of needle); curl TTFB $(fmt '%.1f' "$(curl_median needle 1)") ms, total $(fmt '%.1f' "$(curl_median needle 2)") ms"
-printf '| %-44s | %10.1f | %10.1f | %-24s | %-28s | %s\n' "needle, rg -F over plain files" "$RG_PLAIN_MEDIAN" "$(minimum "$WORK/times.rg_plain")" "$(all_times rg_plain)" \
+printf '%-44s  %10.1f  %10.1f  %-26s  %-30s  %s\n' "needle, rg -F over plain files" "$RG_PLAIN_MEDIAN" "$(minimum "$WORK/times.rg_plain")" "$(all_times rg_plain)" \
     "epitaph/rg $(fmt '%.3f' "$(calc "$NEEDLE_MEDIAN / $RG_PLAIN_MEDIAN")") ($(fmt '%.0f' "$(calc "$RG_PLAIN_MEDIAN / $NEEDLE_MEDIAN")")x faster)" "$RG_PLAIN_HITS lines"
-printf '| %-44s | %10.1f | %10.1f | %-24s | %-28s | %s\n' "needle, rg -z -F over .zst files" "$RG_ZST_MEDIAN" "$(minimum "$WORK/times.rg_zst")" "$(all_times rg_zst)" \
+printf '%-44s  %10.1f  %10.1f  %-26s  %-30s  %s\n' "needle, rg -z -F over .zst files" "$RG_ZST_MEDIAN" "$(minimum "$WORK/times.rg_zst")" "$(all_times rg_zst)" \
     "epitaph/rg $(fmt '%.3f' "$(calc "$NEEDLE_MEDIAN / $RG_ZST_MEDIAN")") ($(fmt '%.0f' "$(calc "$RG_ZST_MEDIAN / $NEEDLE_MEDIAN")")x faster)" "$RG_ZST_HITS lines"
-printf '| %-44s | %10.1f | %10.1f | %-24s | %-28s | %s\n' "* | stats count() by version, level" "$STATS_MEDIAN" "$(minimum "$WORK/times.stats")" "$(all_times stats)" \
+printf '%-44s  %10.1f  %10.1f  %-26s  %-30s  %s\n' "* | stats count() by version, level" "$STATS_MEDIAN" "$(minimum "$WORK/times.stats")" "$(all_times stats)" \
     "<= 1000 ms: $(verdict "$STATS_MEDIAN" 1000)" "$STATS_ROWS rows, $STATS_TOTAL lines; splits $(splits_of stats); curl TTFB $(fmt '%.1f' "$(curl_median stats 1)") ms"
-printf '| %-44s | %10.1f | %10.1f | %-24s | %-28s | %s\n' "* | timechart span=1m count() by level, 24 h" "$TIMECHART_MEDIAN" "$(minimum "$WORK/times.timechart")" "$(all_times timechart)" \
+printf '%-44s  %10.1f  %10.1f  %-26s  %-30s  %s\n' "* | timechart span=1m count() by level, 24 h" "$TIMECHART_MEDIAN" "$(minimum "$WORK/times.timechart")" "$(all_times timechart)" \
     "<= 1000 ms: $(verdict "$TIMECHART_MEDIAN" 1000)" "$TIMECHART_ROWS rows, $TIMECHART_TOTAL lines; splits $(splits_of timechart); curl TTFB $(fmt '%.1f' "$(curl_median timechart 1)") ms"
