@@ -32,7 +32,7 @@ pub struct Flags {
     /// HTTP API and UI listen address [default: 127.0.0.1:7080]
     #[arg(long, env = "EPITAPH_HTTP_ADDR")]
     pub http_addr: Option<SocketAddr>,
-    /// How often new data is committed and becomes searchable [default: 1s]
+    /// How often new data is committed and becomes searchable [default: 2s]
     #[arg(long, env = "EPITAPH_COMMIT_INTERVAL", value_parser = humantime::parse_duration)]
     pub commit_interval: Option<Duration>,
     /// Heartbeat interval the server asks agents for [default: 10s]
@@ -104,7 +104,11 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./epitaph-data"),
             grpc_addr: "0.0.0.0:4317".parse().expect("literal address"),
             http_addr: "127.0.0.1:7080".parse().expect("literal address"),
-            commit_interval: Duration::from_secs(1),
+            // Each commit flushes a segment per indexing thread, which merges later
+            // rewrite. Every 2 s rather than every second, with the merge policy of
+            // `split.rs`, cost about 15 % less server CPU per line at full ingest, and
+            // lines still show within the 2 s the contract allows.
+            commit_interval: Duration::from_secs(2),
             heartbeat_interval: Duration::from_secs(10),
             lost_after: Duration::from_secs(60),
             max_request_bytes: 16 * 1024 * 1024,
