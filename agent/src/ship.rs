@@ -252,6 +252,7 @@ impl Shipper {
         let authorization = self.authorization.clone();
         let spool = self.spool.clone();
         inflight.spawn(async move {
+            make_durable(&spool, sequence).await;
             let frame = match load_frame(&spool, sequence).await {
                 Ok(frame) => frame,
                 Err(reason) => {
@@ -344,6 +345,28 @@ impl Shipper {
             }
             Err(join_error) => error!(%join_error, "state commit task failed"),
         }
+    }
+}
+
+/// Waits until batch `sequence`'s spool file has a durable name (see
+/// [`Spool::make_durable`]): a batch is sent only once a crash can no longer make its
+/// sequence disappear. A failing directory fsync is retried; the batch waits meanwhile.
+async fn make_durable(spool: &Arc<Spool>, sequence: u64) {
+    let mut failures: u32 = 0;
+    while !spool.is_durable(sequence) {
+        let syncing = spool.clone();
+        let synced = tokio::task::spawn_blocking(move || syncing.make_durable(sequence))
+            .await
+            .map_err(|join_error| join_error.to_string())
+            .and_then(|result| result.map_err(|error| error.to_string()));
+        let Err(reason) = synced else {
+            return;
+        };
+        if failures.is_multiple_of(10) {
+            error!(sequence, %reason, "cannot sync the spool directory; the batch waits");
+        }
+        failures = failures.saturating_add(1);
+        tokio::time::sleep(backoff_with_full_jitter(failures, 1.0)).await;
     }
 }
 

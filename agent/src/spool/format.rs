@@ -428,6 +428,21 @@ mod tests {
         assert_eq!(positions, positions_at(7));
         assert_eq!(read_batch_request(&path, 9).unwrap(), request);
         assert!(read_batch_request(&path, 10).is_err());
+
+        // What the shipper sends: the payload as it is, in a compressed gRPC frame.
+        let frame = read_batch_frame(&path, 9).unwrap();
+        assert_eq!(frame, encoded.frame());
+        assert_eq!(frame[0], 1, "compressed flag");
+        let length = u32::from_be_bytes(frame[1..GRPC_FRAME_HEADER_LEN].try_into().unwrap());
+        assert_eq!(length as usize, frame.len() - GRPC_FRAME_HEADER_LEN);
+        let decompressed = zstd::stream::decode_all(&frame[GRPC_FRAME_HEADER_LEN..]).unwrap();
+        assert_eq!(decompressed, request.encode_to_vec());
+        assert!(read_batch_frame(&path, 10).is_err());
+        let mut damaged = bytes.clone();
+        let last_payload_byte = bytes.len() - 5;
+        damaged[last_payload_byte] ^= 0x40;
+        std::fs::write(&path, &damaged).unwrap();
+        assert_eq!(read_batch_frame(&path, 9).unwrap_err(), "checksum mismatch");
     }
 
     #[test]

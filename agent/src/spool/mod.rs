@@ -16,10 +16,14 @@
 //! ## The protocol
 //!
 //! 1. The collector reads lines into an open batch; positions move only in memory.
-//! 2. To *take* a batch ([`SpoolWriter::take`]): assign the next sequence, write the
-//!    spool file (temp name, fsync, rename, fsync the directory). Only then does the
-//!    batch exist — it may be sent, and its sequence is used. If the write fails,
-//!    neither happened.
+//! 2. To *take* a batch ([`SpoolWriter::take`]): write the spool file of the next
+//!    sequence (fsync), then assign the sequence. Only then does the batch exist. If
+//!    the write fails, neither happened (the file is removed; one a crash tore is found
+//!    by its checksum at the next start). Before a batch is *sent*, the spool directory
+//!    is fsynced ([`Spool::make_durable`]) so that its file's name survives a power
+//!    loss: from then on its sequence is used. One directory fsync covers every file
+//!    written before it, and it happens on the shipper's side, so the collector waits
+//!    for one fsync per batch, not two.
 //! 3. The shipper sends batches oldest first with `epitaph-batch: <agent>/<sequence>`,
 //!    reading each back from the spool (or from a small in-memory cache of the newest
 //!    ones). Acks may come out of order; the [`AckLedger`] commits only the contiguous
@@ -32,7 +36,8 @@
 //!    batch; a crash before the commit only means the group is sent again, under the
 //!    same sequences.
 //! 4. On start ([`recover`]): stale temp files are removed; files at or below the
-//!    committed sequence are deleted (crash between state write and delete); the newest
+//!    committed sequence are deleted (crash between state write and delete); files
+//!    after a missing sequence are deleted (never sent: see step 2); the newest
 //!    spool file is verified whole, and a torn or corrupt one (crash mid-write) is
 //!    deleted — it was never sent, so its sequence was never used; older files are only
 //!    read up to their header (their checksum is verified when they are sent). The
@@ -61,6 +66,7 @@ pub mod writer;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use anyhow::{Context, bail};
@@ -192,6 +198,16 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Writes the file of a sequence no batch uses yet: write and fsync — no temp name and
+/// rename (a crash mid-write leaves a torn file, which [`recover`] finds by its checksum
+/// and deletes), and no directory fsync: the file's name becomes durable with the
+/// spool's next [`Spool::make_durable`], which the shipper calls before sending it.
+pub fn write_new_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 fn sync_parent_dir(path: &Path) -> io::Result<()> {
     match path.parent() {
         Some(parent) => File::open(parent)?.sync_all(),
@@ -298,6 +314,20 @@ pub fn recover(paths: &StatePaths) -> anyhow::Result<Recovery> {
         spool_files.push((sequence, entry.path()));
     }
     spool_files.sort();
+    // A batch is sent only once its file's name is durable, and names become durable in
+    // sequence order (one directory fsync covers every file written before it). So
+    // files after a missing sequence were never sent: their names outlived a crash
+    // that the missing one did not. Their lines are read again from the positions
+    // before the gap.
+    let contiguous = spool_files
+        .iter()
+        .zip(last_acked_sequence + 1..)
+        .take_while(|((sequence, _), expected)| sequence == expected)
+        .count();
+    for (sequence, path) in spool_files.split_off(contiguous) {
+        warn!(sequence, file = %path.display(), "discarding a spool file after a gap; it was never sent");
+        remove_file_logged(&path);
+    }
 
     // Only the newest file can be torn by a crash (writes are sequential, each fsynced
     // before the next): verify it whole, and the next one if it was torn.
@@ -340,6 +370,11 @@ pub fn recover(paths: &StatePaths) -> anyhow::Result<Recovery> {
         .as_ref()
         .map(|(entry, _)| entry.sequence)
         .unwrap_or(0);
+    // Files this start found may have names that are not durable yet (the previous run
+    // crashed, the machine did not): make them durable before any is sent again.
+    File::open(&paths.spool_dir)
+        .and_then(|dir| dir.sync_all())
+        .with_context(|| format!("syncing {}", paths.spool_dir.display()))?;
     let positions = match (newest, &state) {
         (Some((entry, positions)), _) => {
             entries.push(entry);
@@ -386,6 +421,10 @@ pub struct Spool {
     /// Woken when a batch becomes sendable (taken, or replaced by a marker).
     pub wakeup: Notify,
     pub stats: Arc<AgentStats>,
+    /// Every spool file up to this sequence has a durable name (see
+    /// [`Spool::make_durable`]); the lock serializes the directory fsyncs.
+    durable_through: Mutex<u64>,
+    durable_through_hint: AtomicU64,
 }
 
 impl Spool {
@@ -410,7 +449,37 @@ impl Spool {
             loss,
             wakeup: Notify::new(),
             stats,
+            durable_through: Mutex::new(recovery.last_assigned_sequence),
+            durable_through_hint: AtomicU64::new(recovery.last_assigned_sequence),
         })
+    }
+
+    /// Whether batch `sequence`'s file name is durable already (no fsync needed).
+    pub fn is_durable(&self, sequence: u64) -> bool {
+        self.durable_through_hint.load(Ordering::Acquire) >= sequence
+    }
+
+    /// Makes the names of every spool file written so far durable, if `sequence`'s is
+    /// not yet: one fsync of the spool directory. The collector fsyncs each file it
+    /// writes but not the directory, so that it does not wait for a second fsync per
+    /// batch; the shipper calls this before sending, off the collector's thread, and
+    /// one call covers every batch written meanwhile.
+    pub fn make_durable(&self, sequence: u64) -> io::Result<()> {
+        let mut durable_through = self
+            .durable_through
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *durable_through >= sequence {
+            return Ok(());
+        }
+        // Files up to the last assigned sequence are written and fsynced (a sequence is
+        // assigned after its file is): the directory fsync below covers their names.
+        let written_through = self.gate.last_assigned();
+        File::open(&self.paths.spool_dir)?.sync_all()?;
+        *durable_through = written_through.max(*durable_through);
+        self.durable_through_hint
+            .store(*durable_through, Ordering::Release);
+        Ok(())
     }
 
     pub fn ledger(&self) -> MutexGuard<'_, AckLedger> {
@@ -645,6 +714,55 @@ pub(crate) mod tests {
             3,
             "its sequence was never used"
         );
+    }
+
+    #[test]
+    fn files_after_a_gap_were_never_sent_and_are_discarded() {
+        let (mut harness, _) = harness_after(None, unlimited());
+        take(&mut harness, &["a"], 10);
+        take(&mut harness, &["b"], 20);
+        take(&mut harness, &["c"], 30);
+        // A power loss kept the names of batches 1 and 3 but not that of batch 2: none
+        // of them was sent (sending needs the directory synced past them).
+        fs::remove_file(harness.paths().batch_file(2)).unwrap();
+        let batch_3 = harness.paths().batch_file(3);
+        let dir = harness.into_dir();
+
+        let (mut harness, recovery) = harness_after(Some(dir), unlimited());
+        let resent: Vec<u64> = recovery
+            .entries
+            .iter()
+            .map(|entry| entry.sequence)
+            .collect();
+        assert_eq!(resent, vec![1]);
+        assert!(!batch_3.exists());
+        assert_eq!(recovery.last_assigned_sequence, 1);
+        assert_eq!(
+            recovery.positions,
+            positions_at(10),
+            "the lines of 2 and 3 are read again"
+        );
+        assert_eq!(take(&mut harness, &["b"], 20).sequence, 2);
+    }
+
+    #[test]
+    fn one_directory_sync_makes_every_batch_written_before_it_durable() {
+        let (mut harness, _) = harness_after(None, unlimited());
+        take(&mut harness, &["a"], 10);
+        take(&mut harness, &["b"], 20);
+        take(&mut harness, &["c"], 30);
+        assert!(!harness.spool.is_durable(1));
+        harness.spool.make_durable(1).unwrap();
+        assert!(harness.spool.is_durable(3));
+        assert!(!harness.spool.is_durable(4));
+        take(&mut harness, &["d"], 40);
+        assert!(!harness.spool.is_durable(4));
+        harness.spool.make_durable(4).unwrap();
+        assert!(harness.spool.is_durable(4));
+        // What a start finds is made durable before anything is sent.
+        let dir = harness.into_dir();
+        let (harness, _) = harness_after(Some(dir), unlimited());
+        assert!(harness.spool.is_durable(4));
     }
 
     #[test]

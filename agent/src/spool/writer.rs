@@ -25,7 +25,7 @@ use tracing::{info, warn};
 
 use super::format::{BatchCompressor, BatchFacts, BatchKind, read_entry};
 use super::loss::write_loss_marker;
-use super::{Spool, SpoolConfig, WhenFull, remove_file_logged, write_durably};
+use super::{Spool, SpoolConfig, WhenFull, remove_file_logged, write_new_file};
 use crate::batch::{BatchBuilder, Envelope};
 use crate::sources::Positions;
 use crate::stats::AgentStats;
@@ -162,10 +162,9 @@ impl SpoolWriter {
         }
         let sequence = gate.last_assigned + 1;
         let path = spool.paths.batch_file(sequence);
-        if let Err(error) = write_durably(&path, &encoded.file_bytes(sequence)) {
-            // The rename may have happened before the directory fsync failed; the file
-            // must not outlive the failure, or a later start would send a batch the
-            // goodbye never counted.
+        if let Err(error) = write_new_file(&path, &encoded.file_bytes(sequence)) {
+            // The file may be whole when only its fsync failed; it must not outlive the
+            // failure, or a later start would send a batch the goodbye never counted.
             remove_file_logged(&path);
             return Err(TakeError::Io(error));
         }

@@ -10,6 +10,9 @@
 //! - Epitaph's lifecycle service: hello, heartbeat, goodbye and loss reports are
 //!   counted and acknowledged; the stored watermark it returns is the highest
 //!   `epitaph-batch` sequence it acked for that agent;
+//! - OTLP `MetricsService/Export` (zstd and gzip accepted), counted per request and
+//!   acknowledged: the agent sends its host metrics every interval, and a receiver
+//!   without the service would have it retry;
 //! - with `--tcp-sink`, a plain TCP sink that counts newline-terminated lines, the
 //!   local end of rsyslog's `omfwd` in `benches/agent.sh`'s side-by-side run.
 //!
@@ -35,6 +38,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, ensure};
 use clap::Parser;
 use epitaph_proto::collector::logs::v1::ExportLogsServiceResponse;
+use epitaph_proto::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use epitaph_proto::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use epitaph_proto::lifecycle::lifecycle_server::{Lifecycle, LifecycleServer};
 use epitaph_proto::lifecycle::{
     GoodbyeRequest, GoodbyeResponse, HeartbeatRequest, HeartbeatResponse, HelloRequest,
@@ -114,6 +123,7 @@ struct Counters {
     goodbyes: AtomicU64,
     loss_reports: AtomicU64,
     lost_records: AtomicU64,
+    metric_exports: AtomicU64,
     /// Highest acked `epitaph-batch` sequence per agent id, for the watermarks.
     acked_sequences: Mutex<HashMap<String, u64>>,
 }
@@ -193,6 +203,7 @@ impl Counters {
             "goodbyes": load(&self.goodbyes),
             "loss_reports": load(&self.loss_reports),
             "lost_records": load(&self.lost_records),
+            "metric_exports": load(&self.metric_exports),
         })
     }
 }
@@ -378,6 +389,30 @@ struct NullLifecycle {
     counters: Arc<Counters>,
 }
 
+/// Counts metric exports and acknowledges them without looking inside.
+struct NullMetrics {
+    counters: Arc<Counters>,
+}
+
+#[tonic::async_trait]
+impl MetricsService for NullMetrics {
+    async fn export(
+        &self,
+        _request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.counters.metric_exports.fetch_add(1, Ordering::Relaxed);
+        Ok(Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+/// The metrics service, accepting what the agent may compress with.
+fn null_metrics_service(counters: Arc<Counters>) -> MetricsServiceServer<NullMetrics> {
+    MetricsServiceServer::new(NullMetrics { counters })
+        .accept_compressed(CompressionEncoding::Zstd)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+}
+
 #[tonic::async_trait]
 impl Lifecycle for NullLifecycle {
     async fn hello(
@@ -557,6 +592,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .add_service(LifecycleServer::new(NullLifecycle {
             counters: counters.clone(),
         }))
+        .add_service(null_metrics_service(counters.clone()))
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = grpc_stopped.changed().await;
         });
@@ -616,6 +652,7 @@ mod tests {
                 .add_service(LifecycleServer::new(NullLifecycle {
                     counters: counters.clone(),
                 }))
+                .add_service(null_metrics_service(counters.clone()))
                 .serve_with_incoming(incoming),
         );
         (counters, grpc_addr, sink_addr, stop)
@@ -673,6 +710,24 @@ mod tests {
         }
         assert_eq!(counters.tcp_lines.load(Ordering::Acquire), 4);
         assert_eq!(counters.tcp_bytes.load(Ordering::Acquire), 19);
+    }
+
+    #[tokio::test]
+    async fn compressed_metric_exports_are_acked_and_counted() {
+        use epitaph_proto::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+        let (counters, grpc_addr, _sink, _stop) = start().await;
+        let mut client = MetricsServiceClient::connect(format!("http://{grpc_addr}"))
+            .await
+            .expect("connect")
+            .send_compressed(CompressionEncoding::Zstd);
+        for _ in 0..2 {
+            client
+                .export(ExportMetricsServiceRequest::default())
+                .await
+                .expect("metrics export acked");
+        }
+        assert_eq!(counters.metric_exports.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.to_json()["metric_exports"], 2);
     }
 
     #[tokio::test]
