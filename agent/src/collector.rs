@@ -35,7 +35,7 @@ use tracing::{debug, error, warn};
 use crate::batch::{BatchBuilder, encode_file_line, unix_nanos};
 use crate::config::Config;
 use crate::parse::ParseMode;
-use crate::receiver::{ReceivedExports, Refusal};
+use crate::receiver::{ReceivedExport, ReceivedExports, Refusal};
 use crate::sources::Positions;
 use crate::sources::file::{FileLine, FileSource};
 use crate::sources::journald::{JOURNAL_RECORDS_PER_ROUND, JournalSource};
@@ -293,8 +293,10 @@ impl Collector {
 
     /// Puts what applications sent to the local OTLP receiver into the open batch, then
     /// seals it: an application is answered once all its records are in the spool (see
-    /// [`crate::receiver`]). If a seal fails midway, the rest of that request is put back
-    /// and goes on first in the next round.
+    /// [`crate::receiver`]). The file lines read so far are sealed first, in a batch of
+    /// their own, so that the open batch holds only received records when a seal fails:
+    /// they are then taken out again and their requests refused, and no application
+    /// waits on a spool that has no room.
     fn accept_received_exports(&mut self) -> Result<(), Interrupt> {
         let Some(received) = self.received.as_mut() else {
             return Ok(());
@@ -302,6 +304,7 @@ impl Collector {
         if !received.has_waiting() {
             return Ok(());
         }
+        self.seal()?;
         while let Some(mut export) = self
             .received
             .as_mut()
@@ -311,10 +314,7 @@ impl Collector {
                 if !self.builder.fits(record.bytes.len())
                     && let Err(interrupt) = self.seal()
                 {
-                    export.records.push_front(record);
-                    if let Some(received) = self.received.as_mut() {
-                        received.put_back(export);
-                    }
+                    self.refuse_received_records(Some(export), &interrupt);
                     return Err(interrupt);
                 }
                 self.builder
@@ -325,7 +325,24 @@ impl Collector {
                 received.await_seal(export);
             }
         }
-        self.seal()
+        if let Err(interrupt) = self.seal() {
+            self.refuse_received_records(None, &interrupt);
+            return Err(interrupt);
+        }
+        Ok(())
+    }
+
+    /// After a failed seal of an open batch that holds only received records: empties it
+    /// and refuses the requests they came from (`export` is one partly in it).
+    fn refuse_received_records(&mut self, export: Option<ReceivedExport>, interrupt: &Interrupt) {
+        let refusal = match interrupt {
+            Interrupt::Exit(_) => Refusal::ShuttingDown,
+            Interrupt::SpoolUnavailable => Refusal::SpoolUnavailable,
+        };
+        self.builder.clear();
+        if let Some(received) = self.received.as_mut() {
+            received.refuse_awaiting(export, refusal);
+        }
     }
 
     /// Takes the open batch into the spool, which wakes the shipper.

@@ -78,6 +78,16 @@ pub struct AgentConfigFile {
     pub journald: Option<JournaldSection>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsSection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool: Option<SpoolSection>,
+}
+
+/// The `[spool]` table.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpoolSection {
+    pub max_bytes: u64,
+    /// `block` or `drop_oldest`.
+    pub when_full: String,
 }
 
 /// The `[metrics]` table: host metrics.
@@ -123,6 +133,8 @@ pub struct AgentConfig {
     pub journald: Option<JournaldSection>,
     /// Host metrics every this often (`"1s"`); none: the agent's default.
     pub metrics_interval: Option<String>,
+    /// Spool limits; none: the agent's defaults.
+    pub spool: Option<SpoolSection>,
 }
 
 impl AgentConfig {
@@ -154,6 +166,7 @@ impl AgentConfig {
             otlp_receiver_listen: None,
             journald: None,
             metrics_interval: None,
+            spool: None,
         }
     }
 }
@@ -205,6 +218,7 @@ impl Agent {
                     enabled: true,
                     interval,
                 }),
+            spool: config.spool.clone(),
         };
         let config_path = dir.path().join("agent.toml");
         std::fs::write(

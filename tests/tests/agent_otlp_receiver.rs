@@ -8,13 +8,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use epitaph_proto::logs::v1::LogRecord;
-use epitaph_tests::agent::InstanceIdentity;
+use epitaph_tests::agent::{InstanceIdentity, SpoolSection};
 use epitaph_tests::otlp::{export_request, log_record, resource};
 use epitaph_tests::process::{ManagedChild, clean_command};
 use epitaph_tests::python::{script, venv_python};
 use epitaph_tests::{
     Agent, AgentConfig, Hit, Identity, OtlpClient, Server, eventually, free_loopback_port,
-    unique_token,
+    unique_token, wait_for_bodies_exactly_once,
 };
 use tonic::Code;
 
@@ -270,4 +270,76 @@ fn an_acknowledged_export_survives_kill9_of_the_agent_while_the_server_is_down()
     let status = agent.sigterm_and_wait(Duration::from_secs(15));
     assert!(status.success(), "{status}\n{}", agent.stderr_report());
     let _ = server.sigterm();
+}
+
+#[test]
+fn a_full_spool_refuses_exports_for_a_retry_and_keeps_every_acknowledged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens here yet, so batches stay in the (tiny) spool.
+    let server_addr = format!("127.0.0.1:{}", free_loopback_port());
+    let (mut config, listen) = agent_with_receiver(&format!("http://{server_addr}"), dir.path());
+    config.spool = Some(SpoolSection {
+        max_bytes: 16 * 1024,
+        when_full: "block".to_string(),
+    });
+    let mut agent = Agent::start(config.clone());
+    wait_for_receiver(&mut agent, &listen);
+    let client = OtlpClient::connect(&format!("http://{listen}"));
+
+    let marker = unique_token("full");
+    let mut acknowledged = Vec::new();
+    let mut refusals = 0;
+    for export in 0..40 {
+        // Random hex compresses poorly, so a few exports fill 16 KiB of spool.
+        let bodies: Vec<String> = (0..100)
+            .map(|i| {
+                let noise: String = (0..4).map(|_| unique_token("x")).collect();
+                format!("export {export} record {i} {marker} {noise}")
+            })
+            .collect();
+        let records = bodies.iter().map(|body| log_record(body)).collect();
+        match client.export(
+            export_request(Some(resource(&[("service.name", "app")])), records),
+            None,
+        ) {
+            Ok(_) => acknowledged.extend(bodies),
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(status.message().contains("spool"), "{status:?}");
+                refusals += 1;
+                if refusals == 3 {
+                    break;
+                }
+            }
+        }
+    }
+    assert_eq!(refusals, 3, "the full spool never refused an export");
+    assert!(
+        !acknowledged.is_empty(),
+        "not even the first export was taken"
+    );
+
+    // Once the server is there, every acknowledged record arrives once, and none of
+    // the refused ones (the application still has those, to retry).
+    let server = Server::start(&dir.path().join("data"), &["--grpc-addr", &server_addr]);
+    wait_for_bodies_exactly_once(
+        &server,
+        &marker,
+        &acknowledged,
+        Duration::from_secs(30),
+        Duration::from_millis(1500),
+    );
+    // And the receiver takes exports again.
+    let again = unique_token("again");
+    eventually(Duration::from_secs(10), || {
+        client
+            .export(
+                export_request(None, vec![log_record(&format!("room again {again}"))]),
+                None,
+            )
+            .ok()
+    })
+    .unwrap_or_else(|| panic!("exports still refused\n{}", agent.stderr_report()));
+    let status = agent.sigterm_and_wait(Duration::from_secs(15));
+    assert!(status.success(), "{status}\n{}", agent.stderr_report());
 }

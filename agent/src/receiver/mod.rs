@@ -31,14 +31,19 @@
 //! reading rounds (every `poll_interval`), puts them into its open batch, seals it, and
 //! only then answers (see `Collector::accept_received_exports`).
 //!
-//! While the spool cannot take a batch (full with `when_full = "block"`, or failing), a
-//! new request is answered `UNAVAILABLE` with a `RetryInfo` delay, and while the agent
-//! shuts down with plain `UNAVAILABLE`: the SDK keeps the records and retries, as the
-//! OTLP specification asks. Between the application and the agent delivery is
-//! at-least-once, as everywhere in OTLP: if the answer is lost, or the application gives
-//! up waiting after its records were taken into a batch, its retry is stored again. A
-//! request whose caller has already gone when the collector reaches it is not taken
-//! (the caller retries it), which keeps that window as small as it can be.
+//! The collector seals its file lines first, so that a batch of received records holds
+//! nothing else. When the spool does not take it (full with `when_full = "block"`, or
+//! failing), its records are taken out again and its requests — and every request
+//! still queued — are answered `UNAVAILABLE` with a `RetryInfo` delay (plain
+//! `UNAVAILABLE` while the agent shuts down): the SDK keeps the records and retries, as
+//! the OTLP specification asks, and no application waits on a spool without room.
+//!
+//! Between the application and the agent delivery is at-least-once, as everywhere in
+//! OTLP: if the answer is lost, or the application gives up waiting after its records
+//! were spooled, its retry is stored again; so is the part of a request larger than one
+//! batch (`batch_max_records`/`batch_max_bytes`) that was spooled before a later batch
+//! of it was refused. A request whose caller has already gone when the collector
+//! reaches it is not taken (the caller retries it), which keeps that window small.
 
 pub mod resource;
 pub mod service;
@@ -167,8 +172,6 @@ pub struct ReceivedExport {
 /// whose records are in the open batch, waiting for it to be spooled.
 pub struct ReceivedExports {
     queue: mpsc::Receiver<ReceivedExport>,
-    /// A request partly put into a batch before a seal failed; it goes on first.
-    held_back: Option<ReceivedExport>,
     /// Handlers whose records are all in the open batch (or in batches already
     /// spooled).
     awaiting_seal: Vec<oneshot::Sender<Result<(), Refusal>>>,
@@ -177,15 +180,12 @@ pub struct ReceivedExports {
 impl ReceivedExports {
     /// Whether a request is waiting for the collector.
     pub fn has_waiting(&self) -> bool {
-        self.held_back.is_some() || !self.queue.is_empty()
+        !self.queue.is_empty()
     }
 
     /// The next request to put into the open batch. Requests whose caller has already
     /// gone are skipped: the caller retries them.
     pub fn next_export(&mut self) -> Option<ReceivedExport> {
-        if let Some(export) = self.held_back.take() {
-            return Some(export);
-        }
         loop {
             let export = self.queue.try_recv().ok()?;
             if !export.reply.is_closed() {
@@ -193,16 +193,6 @@ impl ReceivedExports {
             }
             debug!("skipping a received request whose caller has gone");
         }
-    }
-
-    /// Gives back a request whose remaining records did not get into a batch; it is
-    /// continued first next time.
-    pub fn put_back(&mut self, export: ReceivedExport) {
-        debug_assert!(
-            self.held_back.is_none(),
-            "one request is put back at a time"
-        );
-        self.held_back = Some(export);
     }
 
     /// Notes that every record of `export` is in the open batch: its handler is answered
@@ -224,12 +214,27 @@ impl ReceivedExports {
     }
 
     /// Answers every request still in the queue with `refusal` at once, so that no
-    /// application waits on a collector that cannot spool. A request already partly in
-    /// a batch is kept: it is finished once the spool has room.
+    /// application waits on a collector that cannot spool.
     pub fn refuse_waiting(&mut self, refusal: Refusal) {
         while let Ok(export) = self.queue.try_recv() {
             let _ = export.reply.send(Err(refusal));
         }
+    }
+
+    /// The open batch could not be spooled and its records were dropped: refuses the
+    /// requests waiting for it, and `partly_taken`, whose records were being put in.
+    pub fn refuse_awaiting(&mut self, partly_taken: Option<ReceivedExport>, refusal: Refusal) {
+        let partly_taken = partly_taken.map(|export| export.reply);
+        let mut refused = 0;
+        for reply in self.awaiting_seal.drain(..).chain(partly_taken) {
+            refused += 1;
+            let _ = reply.send(Err(refusal));
+        }
+        debug!(
+            refused,
+            ?refusal,
+            "refused received requests the spool did not take"
+        );
     }
 }
 
@@ -319,7 +324,6 @@ pub fn start(
     let task = tokio::spawn(serve(address, service, handler, collector_done));
     let exports = ReceivedExports {
         queue,
-        held_back: None,
         awaiting_seal: Vec::new(),
     };
     Ok((exports, task))
@@ -496,40 +500,53 @@ mod tests {
         let (to_collector, queue) = mpsc::channel(QUEUED_EXPORTS);
         let mut exports = ReceivedExports {
             queue,
-            held_back: None,
             awaiting_seal: Vec::new(),
         };
         assert!(!exports.has_waiting());
         assert!(exports.next_export().is_none());
-        let (first, mut first_answer) = export_of(2);
+        let (spooled, mut spooled_answer) = export_of(2);
         let (gone, gone_answer) = export_of(1);
         drop(gone_answer);
-        let (refused, refused_answer) = export_of(1);
-        for export in [first, gone, refused] {
+        let (unlucky, unlucky_answer) = export_of(3);
+        let (partly, partly_answer) = export_of(2);
+        let (queued, queued_answer) = export_of(1);
+        for export in [spooled, gone, unlucky, partly, queued] {
             to_collector.send(export).await.unwrap();
         }
 
-        let mut first = exports.next_export().unwrap();
-        assert_eq!(first.records.len(), 2);
-        // A seal failed after one record: the rest goes on first next time.
-        first.records.pop_front();
-        exports.put_back(first);
-        let mut first = exports.next_export().unwrap();
-        assert_eq!(first.records.len(), 1);
-        first.records.clear();
-        exports.await_seal(first);
-        assert!(first_answer.try_recv().is_err(), "answered before the seal");
+        let mut spooled = exports.next_export().unwrap();
+        assert_eq!(spooled.records.len(), 2);
+        spooled.records.clear();
+        exports.await_seal(spooled);
+        assert!(
+            spooled_answer.try_recv().is_err(),
+            "answered before the seal"
+        );
         exports.batch_spooled();
-        assert_eq!(first_answer.await.unwrap(), Ok(()));
+        assert_eq!(spooled_answer.await.unwrap(), Ok(()));
 
-        // The caller that gave up is skipped; the spool refuses the rest.
-        assert!(exports.has_waiting());
-        exports.refuse_waiting(Refusal::SpoolUnavailable);
-        assert!(!exports.has_waiting());
+        // The caller that gave up is skipped. A seal fails with one request wholly and
+        // one partly in the open batch: both are refused.
+        let mut unlucky = exports.next_export().unwrap();
+        assert_eq!(unlucky.records.len(), 3);
+        unlucky.records.clear();
+        exports.await_seal(unlucky);
+        let mut partly = exports.next_export().unwrap();
+        partly.records.pop_front();
+        exports.refuse_awaiting(Some(partly), Refusal::SpoolUnavailable);
         assert_eq!(
-            refused_answer.await.unwrap(),
+            unlucky_answer.await.unwrap(),
             Err(Refusal::SpoolUnavailable)
         );
+        assert_eq!(partly_answer.await.unwrap(), Err(Refusal::SpoolUnavailable));
+        // A later seal answers nobody twice.
+        exports.batch_spooled();
+
+        // What still waits in the queue is refused at once while the spool is full.
+        assert!(exports.has_waiting());
+        exports.refuse_waiting(Refusal::ShuttingDown);
+        assert!(!exports.has_waiting());
+        assert_eq!(queued_answer.await.unwrap(), Err(Refusal::ShuttingDown));
 
         let status = Refusal::SpoolUnavailable.into_status();
         assert_eq!(status.code(), tonic::Code::Unavailable);
