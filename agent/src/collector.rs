@@ -9,6 +9,11 @@
 //! snapshot of the positions of everything in it *and before it*; the snapshot is durable
 //! together with the batch (see [`crate::spool`]).
 //!
+//! Two other sources feed the same open batch each round, after the files: the systemd
+//! journal ([`crate::sources::journald`]), whose cursor moves like a file position, and
+//! the local OTLP receiver ([`crate::receiver`]), whose requests are answered once the
+//! batch holding their records is spooled.
+//!
 //! Back-pressure: sealing writes the batch to the spool and wakes the shipper; it does
 //! not wait for the shipper. While the server is slow or away, batches pile up in the
 //! spool (on disk) until `[spool] max_bytes`. Then, with `when_full = "block"`, the
