@@ -116,6 +116,13 @@ fi
 for binary in epitaph-server metrics-load; do
     [[ -x "$BIN/$binary" ]] || die "$BIN/$binary was not built"
 done
+# What was measured: the commit, whether the server's sources differ from it, and when
+# the binary was built (the target dir may be shared with other builds).
+SOURCE_NOTE="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git status --porcelain -- server query proto 2>/dev/null)" ]]; then
+    SOURCE_NOTE="$SOURCE_NOTE + uncommitted changes in server/, query/ or proto/"
+fi
+SOURCE_NOTE="$SOURCE_NOTE; epitaph-server built $(date -u -r "$BIN/epitaph-server" '+%Y-%m-%d %H:%M:%S UTC')"
 
 # The day ends now; every step uses the same end, so both servers get the same samples.
 END_MS="$(( $(date +%s) * 1000 ))"
@@ -352,5 +359,6 @@ echo "epitaph bytes per sample by file kind: $BYTES_BY_KIND"
 echo "answers: epitaph rate() vs sent $(fmt '%.2g' "$EPITAPH_ERROR") max relative error; vm increase()/86400 vs sent $(fmt '%.2g' "$VM_INCREASE_ERROR");"
 echo "         vm rate() vs the sample-span rate $(fmt '%.2g' "$VM_RATE_SPAN_ERROR"); vm rate() vs epitaph rate() up to $(fmt '%.2f' "$(calc "$VM_RATE_VS_EPITAPH * 100")") %"
 echo "load average before / after: $LOAD_BEFORE / $LOAD_AFTER"
+echo "epitaph: $SOURCE_NOTE"
 echo
 cat "$WORK/query.txt"
