@@ -396,7 +396,7 @@ impl Collector {
         };
         self.builder.clear();
         if let Some(received) = self.received.as_mut() {
-            received.batch_spooled();
+            received.batch_spooled(taken.sequence);
         }
         if self.spool_failing {
             warn!("spool writes work again");

@@ -203,6 +203,7 @@ pub async fn run_with_stats(
         let (received, task) = receiver::start(
             &config.otlp_receiver,
             &identity.to_resource(),
+            spool.clone(),
             collector_done_receiver.clone(),
         )?;
         (collector.with_received_exports(received), Some(task))

@@ -29,7 +29,9 @@
 //! server outages. The handler turns the request into encoded records and hands them to
 //! the collector through a bounded channel ([`ReceivedExports`]); the collector, between
 //! reading rounds (every `poll_interval`), puts them into its open batch, seals it, and
-//! only then answers (see `Collector::accept_received_exports`).
+//! only then answers (see `Collector::accept_received_exports`); the handler then makes
+//! sure the batch file's name is durable too (one fsync of the spool directory, shared
+//! with the shipper and with other answers) before it says `OK`.
 //!
 //! The collector seals its file lines first, so that a batch of received records holds
 //! nothing else. When the spool does not take it (full with `when_full = "block"`, or
@@ -65,6 +67,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use tracing::{debug, error, info};
 
 use crate::batch::{encode_record, unix_nanos};
+use crate::spool::Spool;
 use resource::IdentityMerge;
 use service::LogsReceiverService;
 
@@ -131,6 +134,14 @@ impl OtlpReceiverConfig {
     }
 }
 
+/// The collector's answer to a request: the sequence of the (last) batch holding its
+/// records, or why they are not in the spool.
+pub type Answer = Result<u64, Refusal>;
+
+/// Makes the name of spool batch `sequence` (and of every batch before it) durable:
+/// [`Spool::make_durable`], or a stand-in in tests.
+pub type MakeDurable = Arc<dyn Fn(u64) -> std::io::Result<()> + Send + Sync>;
+
 /// Why the collector did not take a received request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -165,7 +176,7 @@ pub struct EncodedRecord {
 pub struct ReceivedExport {
     /// The records not yet in a batch, in the order they came.
     pub records: VecDeque<EncodedRecord>,
-    reply: oneshot::Sender<Result<(), Refusal>>,
+    reply: oneshot::Sender<Answer>,
 }
 
 /// The collector's end of the receiver: requests waiting for a batch, and requests
@@ -174,7 +185,7 @@ pub struct ReceivedExports {
     queue: mpsc::Receiver<ReceivedExport>,
     /// Handlers whose records are all in the open batch (or in batches already
     /// spooled).
-    awaiting_seal: Vec<oneshot::Sender<Result<(), Refusal>>>,
+    awaiting_seal: Vec<oneshot::Sender<Answer>>,
 }
 
 impl ReceivedExports {
@@ -205,11 +216,12 @@ impl ReceivedExports {
         self.awaiting_seal.push(export.reply);
     }
 
-    /// The open batch is in the spool: answers every request whose records were in it.
-    pub fn batch_spooled(&mut self) {
+    /// The open batch is in the spool as batch `sequence`: answers every request whose
+    /// records were in it.
+    pub fn batch_spooled(&mut self, sequence: u64) {
         for reply in self.awaiting_seal.drain(..) {
             // A handler that has gone (its caller gave up) needs no answer.
-            let _ = reply.send(Ok(()));
+            let _ = reply.send(Ok(sequence));
         }
     }
 
@@ -243,6 +255,7 @@ impl ReceivedExports {
 pub struct ExportHandler {
     identity_merge: Arc<IdentityMerge>,
     to_collector: mpsc::Sender<ReceivedExport>,
+    make_durable: MakeDurable,
 }
 
 impl ExportHandler {
@@ -273,10 +286,22 @@ impl ExportHandler {
         if self.to_collector.send(export).await.is_err() {
             return Err(Refusal::ShuttingDown.into_status());
         }
-        match answer.await {
-            Ok(Ok(())) => Ok(tonic::Response::new(ExportLogsServiceResponse::default())),
-            Ok(Err(refusal)) => Err(refusal.into_status()),
+        let sequence = match answer.await {
+            Ok(Ok(sequence)) => sequence,
+            Ok(Err(refusal)) => return Err(refusal.into_status()),
             // The collector stopped before the records were spooled.
+            Err(_) => return Err(Refusal::ShuttingDown.into_status()),
+        };
+        // The batch file is written and fsynced; its name becomes durable with a fsync of
+        // the spool directory, which the collector leaves to whoever needs it first (the
+        // shipper, or this answer) so that one fsync serves many batches.
+        let make_durable = self.make_durable.clone();
+        match tokio::task::spawn_blocking(move || make_durable(sequence)).await {
+            Ok(Ok(())) => Ok(tonic::Response::new(ExportLogsServiceResponse::default())),
+            Ok(Err(sync_error)) => {
+                error!(%sync_error, sequence, "cannot sync the spool directory");
+                Err(Refusal::SpoolUnavailable.into_status())
+            }
             Err(_) => Err(Refusal::ShuttingDown.into_status()),
         }
     }
@@ -312,6 +337,7 @@ pub fn validate(request: &ExportLogsServiceRequest) -> Result<(), Status> {
 pub fn start(
     config: &OtlpReceiverConfig,
     agent_resource: &Resource,
+    spool: Arc<Spool>,
     collector_done: watch::Receiver<bool>,
 ) -> anyhow::Result<(ReceivedExports, JoinHandle<()>)> {
     let address = config.listen_address()?;
@@ -319,6 +345,7 @@ pub fn start(
     let handler = ExportHandler {
         identity_merge: Arc::new(IdentityMerge::new(agent_resource)),
         to_collector,
+        make_durable: Arc::new(move |sequence| spool.make_durable(sequence)),
     };
     let service = LogsReceiverService::new(handler.clone(), config.max_request_bytes);
     let task = tokio::spawn(serve(address, service, handler, collector_done));
@@ -482,7 +509,7 @@ mod tests {
         );
     }
 
-    fn export_of(records: usize) -> (ReceivedExport, oneshot::Receiver<Result<(), Refusal>>) {
+    fn export_of(records: usize) -> (ReceivedExport, oneshot::Receiver<Answer>) {
         let (reply, answer) = oneshot::channel();
         let record = EncodedRecord {
             bytes: vec![0x12, 0x00],
@@ -522,8 +549,8 @@ mod tests {
             spooled_answer.try_recv().is_err(),
             "answered before the seal"
         );
-        exports.batch_spooled();
-        assert_eq!(spooled_answer.await.unwrap(), Ok(()));
+        exports.batch_spooled(7);
+        assert_eq!(spooled_answer.await.unwrap(), Ok(7));
 
         // The caller that gave up is skipped. A seal fails with one request wholly and
         // one partly in the open batch: both are refused.
@@ -540,7 +567,7 @@ mod tests {
         );
         assert_eq!(partly_answer.await.unwrap(), Err(Refusal::SpoolUnavailable));
         // A later seal answers nobody twice.
-        exports.batch_spooled();
+        exports.batch_spooled(8);
 
         // What still waits in the queue is refused at once while the spool is full.
         assert!(exports.has_waiting());
@@ -559,11 +586,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn ok_waits_for_the_spooled_batch_name_to_be_durable() {
+        let (to_collector, mut queue) = mpsc::channel(QUEUED_EXPORTS);
+        let synced = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let synced_by_handler = synced.clone();
+        let handler = ExportHandler {
+            identity_merge: Arc::new(IdentityMerge::new(&Resource::default())),
+            to_collector,
+            make_durable: Arc::new(move |sequence| {
+                synced_by_handler.lock().unwrap().push(sequence);
+                if sequence == 13 {
+                    return Err(std::io::Error::other("disk gone"));
+                }
+                Ok(())
+            }),
+        };
+        // A collector that spools the first request as batch 12, the second as 13.
+        tokio::spawn(async move {
+            let mut sequence = 12;
+            while let Some(export) = queue.recv().await {
+                let _ = export.reply.send(Ok(sequence));
+                sequence += 1;
+            }
+        });
+        handler.export(request_of(1, 1)).await.unwrap();
+        let status = handler.export(request_of(1, 1)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(*synced.lock().unwrap(), [12, 13]);
+    }
+
+    #[tokio::test]
     async fn a_handler_answers_unavailable_when_the_collector_is_gone() {
         let (to_collector, queue) = mpsc::channel(QUEUED_EXPORTS);
         let handler = ExportHandler {
             identity_merge: Arc::new(IdentityMerge::new(&Resource::default())),
             to_collector,
+            make_durable: Arc::new(|_| Ok(())),
         };
         // Nothing to store is answered at once, whatever the collector does.
         handler
