@@ -54,7 +54,9 @@
 //! The spool is bounded by `[spool] max_bytes` (the sum of its files' sizes, default
 //! 256 MiB). While the server is slow or away, the collector keeps reading and batches
 //! pile up on disk — compressed, and not in memory — to be sent oldest first when it is
-//! back. What happens when the spool is full is `[spool] when_full` ([`writer`]):
+//! back. Acked batches waiting for their group commit (at most 16 batches, or 1 s) no
+//! longer count, though their files are still on disk. What happens when the spool is
+//! full is `[spool] when_full` ([`writer`]):
 //! `block` stops reading (nothing is lost while the log files exist), `drop_oldest`
 //! replaces the oldest unsent batches by loss markers and reports the loss ([`loss`]).
 
@@ -428,8 +430,8 @@ pub struct Spool {
 }
 
 impl Spool {
-    /// The spool as [`recover`] found it, with the loss file, and a cache of
-    /// `cache_batches` requests.
+    /// The spool as [`recover`] found it, with the loss file, and a cache of the frames
+    /// of `cache_batches` batches.
     pub fn open(
         paths: StatePaths,
         recovery: &Recovery,
