@@ -99,7 +99,11 @@ stop_pid() {
 }
 cleanup() {
     stop_pid "$CORPUS_PID"
-    stop_pid "$ZSTD_PID"
+    if [[ -n "$ZSTD_PID" ]]; then
+        # The zstd copy is a subshell running xargs: stop xargs (by its parent's pid) first.
+        for child in $(pgrep -P "$ZSTD_PID" 2>/dev/null || true); do stop_pid "$child"; done
+        stop_pid "$ZSTD_PID"
+    fi
     stop_pid "$SERVER_PID"
     if [[ "$KEEP" == 1 ]]; then
         log "kept $WORK"
@@ -266,6 +270,8 @@ RG_PLAIN_MEDIAN="$(median "$WORK/times.rg_plain")"
 RG_ZST_MEDIAN="$(median "$WORK/times.rg_zst")"
 STATS_MEDIAN="$(median "$WORK/times.stats")"
 TIMECHART_MEDIAN="$(median "$WORK/times.timechart")"
+# "Nx faster" or "Nx slower": Epitaph's median against another's.
+speed() { awk -v e="$1" -v o="$2" 'BEGIN { if (e <= o) printf "%.0fx faster", o / e; else printf "%.1fx slower", e / o }'; }
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t ? "pass" : "MISS") }'; }
 
 echo
@@ -279,9 +285,9 @@ printf '%-44s  %10s  %10s  %-26s  %-30s  %s\n' "query" "median ms" "min ms" "rou
 printf '%-44s  %10.1f  %10.1f  %-26s  %-30s  %s\n' "needle, epitaph (HTTP, newest 100)" "$NEEDLE_MEDIAN" "$(minimum "$WORK/times.needle")" "$(all_times needle)" \
     "<= 300 ms: $(verdict "$NEEDLE_MEDIAN" 300)" "$EPITAPH_HITS hits; splits $(splits_of needle); curl TTFB $(fmt '%.1f' "$(curl_median needle 1)") ms, total $(fmt '%.1f' "$(curl_median needle 2)") ms"
 printf '%-44s  %10.1f  %10.1f  %-26s  %-30s  %s\n' "needle, rg -F over plain files" "$RG_PLAIN_MEDIAN" "$(minimum "$WORK/times.rg_plain")" "$(all_times rg_plain)" \
-    "epitaph/rg $(fmt '%.3f' "$(calc "$NEEDLE_MEDIAN / $RG_PLAIN_MEDIAN")") ($(fmt '%.0f' "$(calc "$RG_PLAIN_MEDIAN / $NEEDLE_MEDIAN")")x faster)" "$RG_PLAIN_HITS lines"
+    "epitaph/rg $(fmt '%.3f' "$(calc "$NEEDLE_MEDIAN / $RG_PLAIN_MEDIAN")") ($(speed "$NEEDLE_MEDIAN" "$RG_PLAIN_MEDIAN"))" "$RG_PLAIN_HITS lines"
 printf '%-44s  %10.1f  %10.1f  %-26s  %-30s  %s\n' "needle, rg -z -F over .zst files" "$RG_ZST_MEDIAN" "$(minimum "$WORK/times.rg_zst")" "$(all_times rg_zst)" \
-    "epitaph/rg $(fmt '%.3f' "$(calc "$NEEDLE_MEDIAN / $RG_ZST_MEDIAN")") ($(fmt '%.0f' "$(calc "$RG_ZST_MEDIAN / $NEEDLE_MEDIAN")")x faster)" "$RG_ZST_HITS lines"
+    "epitaph/rg $(fmt '%.3f' "$(calc "$NEEDLE_MEDIAN / $RG_ZST_MEDIAN")") ($(speed "$NEEDLE_MEDIAN" "$RG_ZST_MEDIAN"))" "$RG_ZST_HITS lines"
 printf '%-44s  %10.1f  %10.1f  %-26s  %-30s  %s\n' "* | stats count() by version, level" "$STATS_MEDIAN" "$(minimum "$WORK/times.stats")" "$(all_times stats)" \
     "<= 1000 ms: $(verdict "$STATS_MEDIAN" 1000)" "$STATS_ROWS rows, $STATS_TOTAL lines; splits $(splits_of stats); curl TTFB $(fmt '%.1f' "$(curl_median stats 1)") ms"
 printf '%-44s  %10.1f  %10.1f  %-26s  %-30s  %s\n' "* | timechart span=1m count() by level, 24 h" "$TIMECHART_MEDIAN" "$(minimum "$WORK/times.timechart")" "$(all_times timechart)" \

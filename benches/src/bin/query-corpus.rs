@@ -276,3 +276,46 @@ fn hour_name(hour: u64) -> anyhow::Result<String> {
         time.hour()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needle_is_one_more_field_in_each_format() {
+        let mut json = String::from(r#"{"msg":"ok","n":1}"#);
+        add_needle(&mut json, LineFormat::Json, "qzx");
+        let parsed: serde_json::Value = serde_json::from_str(&json).expect("still JSON");
+        assert_eq!(parsed["marker"], "qzx");
+        assert_eq!(parsed["n"], 1);
+
+        let mut plain = String::from("INFO served in 3ms");
+        add_needle(&mut plain, LineFormat::Plain, "qzx");
+        assert_eq!(plain, "INFO served in 3ms marker=qzx");
+    }
+
+    #[test]
+    fn hour_names_are_utc_calendar_hours() {
+        // 2026-11-25T06:00:00Z is 1,795,586,400 s after the epoch.
+        assert_eq!(hour_name(1_795_586_400 / 3600).unwrap(), "20261125T06");
+        assert_eq!(hour_name(0).unwrap(), "19700101T00");
+    }
+
+    #[test]
+    fn log_files_split_by_service_and_hour() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let mut files = LogFiles::new(root.path());
+        let hour = 3_600_000_000_000u64;
+        files.write("api", 10 * hour, "a1").unwrap();
+        files.write("db", 10 * hour + 1, "d1").unwrap();
+        files.write("api", 11 * hour, "a2").unwrap();
+        files.write("api", 11 * hour + 5, "a3").unwrap();
+        assert_eq!(files.finish().unwrap(), 3);
+        let read = |service: &str, name: &str| {
+            std::fs::read_to_string(root.path().join(service).join(name)).unwrap()
+        };
+        assert_eq!(read("api", "api-19700101T10.log"), "a1\n");
+        assert_eq!(read("api", "api-19700101T11.log"), "a2\na3\n");
+        assert_eq!(read("db", "db-19700101T10.log"), "d1\n");
+    }
+}
