@@ -239,6 +239,7 @@ const STAGE_TOKENS: &[&str] = &[
     "desc",
     "count",
     "pattern",
+    "unique",
     "|",
     "é",
     "\"",

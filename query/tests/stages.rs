@@ -312,6 +312,41 @@ fn patterns_optionally_by_a_field() {
 }
 
 #[test]
+fn patterns_unique_by_a_field_compares_its_values() {
+    let text = "service:web version:(v1 OR v2) | PATTERNS Unique BY version | sort by count desc";
+    let parsed = query(text);
+    let Stage::Patterns { by, unique, .. } = &parsed.stages[0] else {
+        panic!("patterns")
+    };
+    assert!(*unique);
+    assert_eq!(by.as_ref().unwrap().node, VERSION);
+    assert_eq!(
+        parsed.to_string(),
+        "service:web (version:v1 OR version:v2) | patterns unique by version | sort by count desc"
+    );
+    assert_eq!(
+        query(&parsed.to_string()).with_spans_cleared(),
+        parsed.with_spans_cleared()
+    );
+    let Stage::Patterns { unique, .. } = only_stage("| patterns by version") else {
+        panic!("patterns")
+    };
+    assert!(!unique);
+    // `unique` compares the values of a field, so it needs one.
+    let error = parse("* | patterns unique").unwrap_err();
+    assert_eq!(error.span, 19..19);
+    assert_eq!(error.expected, ["by"]);
+    assert!(error.message.contains("patterns unique"), "{}", error.message);
+    let error = parse("* | patterns unique | limit 3").unwrap_err();
+    assert_eq!(error.span, 20..21);
+    // After `patterns`, completion offers both.
+    assert_eq!(
+        parse("* | patterns sort").unwrap_err().expected,
+        ["unique", "by", "|", "end of query"]
+    );
+}
+
+#[test]
 fn lines_can_be_shaped_without_aggregating() {
     let query = query("level:error | fields timestamp, body | sort by timestamp desc | limit 50");
     assert_eq!(query.stages.len(), 3);

@@ -289,10 +289,9 @@ fn what_cannot_be_aggregated_is_a_400_that_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
 
-    let cases: [(&str, usize, &str); 5] = [
+    let cases: [(&str, usize, &str); 4] = [
         ("service:web", 0, "/api/v1/search"),
         ("service:web | limit 3", 14, "/api/v1/search"),
-        ("* | patterns", 4, "not implemented yet"),
         (
             "* | stats count() by attrs.user",
             21,

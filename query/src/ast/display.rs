@@ -323,10 +323,16 @@ impl fmt::Display for Stage {
                 write!(out, "sort by {}", keys.join(", "))
             }
             Stage::Limit { n, .. } => write!(out, "limit {n}"),
-            Stage::Patterns { by, .. } => match by {
-                Some(field) => write!(out, "patterns by {}", field.node),
-                None => out.write_str("patterns"),
-            },
+            Stage::Patterns { by, unique, .. } => {
+                out.write_str("patterns")?;
+                if *unique {
+                    out.write_str(" unique")?;
+                }
+                match by {
+                    Some(field) => write!(out, " by {}", field.node),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

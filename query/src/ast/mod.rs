@@ -127,7 +127,7 @@ fn clear_stage_spans(stage: &mut Stage) {
             }
         }
         Stage::Limit { span, .. } => *span = 0..0,
-        Stage::Patterns { by, span } => {
+        Stage::Patterns { by, span, .. } => {
             *span = 0..0;
             if let Some(field) = by {
                 field.span = 0..0;

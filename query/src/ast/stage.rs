@@ -47,10 +47,14 @@ pub enum Stage {
     Sort { keys: Vec<SortKey>, span: Span },
     /// `limit 20`: at most this many rows. `n >= 1`.
     Limit { n: u64, span: Span },
-    /// `patterns [by field]`: group lines by message template (columns: the `by`
-    /// field if any, `pattern`, `count`, `example`).
+    /// `patterns [unique] [by field]`: group lines by message template (columns: the
+    /// `by` field if any, `pattern`, `count`, `example`). `unique` (which needs `by`)
+    /// keeps only the patterns seen under exactly one value of the `by` field: with
+    /// `version:(a OR b) | patterns unique by version`, what one version logs and the
+    /// other never did.
     Patterns {
         by: Option<Spanned<FieldRef>>,
+        unique: bool,
         span: Span,
     },
 }

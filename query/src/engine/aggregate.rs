@@ -124,7 +124,7 @@ pub enum AggregateError {
 }
 
 /// Compiles the query's aggregating stage into a tantivy aggregation request over
-/// `schema`. A query without one, `patterns` (not run by this engine yet) and fields that
+/// `schema`. A query without one, `patterns` (see [`super::patterns`]) and fields that
 /// are not fast columns are errors at their position.
 pub fn plan_aggregation(query: &Query, schema: &Schema) -> Result<AggregationPlan, QueryError> {
     let Some(stage) = query.aggregation() else {
@@ -202,7 +202,7 @@ pub fn plan_aggregation(query: &Query, schema: &Schema) -> Result<AggregationPla
         Stage::Patterns { span, .. } => {
             return Err(QueryError::new(
                 span.clone(),
-                "`patterns` is not implemented yet",
+                "`patterns` reads messages, not columns: plan it with engine::patterns::plan_patterns",
             ));
         }
         Stage::Fields { .. } | Stage::Sort { .. } | Stage::Limit { .. } => {
@@ -975,7 +975,7 @@ mod tests {
         let filter_only = error("service:web");
         assert!(filter_only.message.contains("/api/v1/search"));
         let patterns = error("service:web | patterns");
-        assert_eq!(patterns.message, "`patterns` is not implemented yet");
+        assert!(patterns.message.contains("plan_patterns"), "{}", patterns.message);
         assert_eq!(patterns.span, 14..22);
     }
 }

@@ -28,6 +28,7 @@ pub mod aggregate;
 mod compile;
 pub mod facets;
 pub mod matcher;
+pub mod patterns;
 mod prune;
 #[cfg(test)]
 mod tests;

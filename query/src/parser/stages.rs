@@ -8,7 +8,7 @@
 //! fields      := "fields" column ("," column)*
 //! sort        := "sort" ["by"] column ["asc" | "desc"] ("," column ["asc" | "desc"])*
 //! limit       := "limit" N
-//! patterns    := "patterns" ["by" field]
+//! patterns    := "patterns" ["unique"] ["by" field]     (unique needs by)
 //! aggregation := function "(" [field | "*"] ")" ["as" name]
 //! column      := field | output name | function "(" [field] ")"
 //! ```
@@ -375,11 +375,27 @@ impl Parser<'_> {
     ) -> Result<Stage, QueryError> {
         let mut by = None;
         let mut end = keyword_token.span.end;
+        let unique = self.peek_keyword("unique")?;
+        if let Some(unique_token) = &unique {
+            self.advance_past(unique_token);
+            end = unique_token.span.end;
+        }
         if let Some(by_token) = self.peek_keyword("by")? {
             self.advance_past(&by_token);
             let field = self.parse_group_field("\"by\"")?;
             end = field.span.end;
             by = Some(field);
+        }
+        if let Some(unique_token) = &unique
+            && by.is_none()
+        {
+            let after = self.peek(Mode::Stage)?;
+            let mut error = self.unexpected(&after, "\"unique\"", &["by"]);
+            error.message.push_str(&format!(
+                "; `patterns unique` (at {}) keeps the patterns seen under only one value of a field",
+                unique_token.span.start
+            ));
+            return Err(error);
         }
         let mut columns: Vec<Column> = by
             .iter()
@@ -393,6 +409,7 @@ impl Parser<'_> {
         };
         Ok(Stage::Patterns {
             by,
+            unique: unique.is_some(),
             span: start..end,
         })
     }
@@ -649,6 +666,11 @@ fn continuations(stage: &Stage) -> &'static [&'static str] {
         Stage::Stats { .. } | Stage::Fields { .. } => &[","],
         Stage::Timechart { by: None, .. } => &[",", "as", "by"],
         Stage::Sort { .. } => &[",", "asc", "desc"],
+        Stage::Patterns {
+            by: None,
+            unique: false,
+            ..
+        } => &["unique", "by"],
         Stage::Patterns { by: None, .. } => &["by"],
         Stage::Timechart { .. }
         | Stage::Top { .. }
