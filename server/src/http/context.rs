@@ -34,7 +34,7 @@ pub async fn context_handler(
                 "`{name}` must be a whole number of lines, got `{text}`"
             ))
         }),
-        None => Ok(DEFAULT_CONTEXT_LINES),
+        None => Ok(DEFAULT_CONTEXT_LINES.min(state.limits.max_context_lines)),
     };
     let request = ContextRequest {
         hit: Cursor::decode(cursor)?,

@@ -30,7 +30,7 @@ pub async fn fields_handler(
         Some(text) => text.parse::<usize>().map_err(|_| {
             ApiError::BadRequest(format!("`size` must be a positive integer, got `{text}`"))
         })?,
-        None => DEFAULT_FACET_VALUES,
+        None => DEFAULT_FACET_VALUES.min(state.limits.max_facet_values),
     };
     let request = FacetsRequest {
         query: params.get("q").cloned().unwrap_or_default(),

@@ -61,6 +61,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/context", get(context::context_handler))
         .route("/api/v1/fields", get(fields::fields_handler))
         .route("/api/v1/versions", get(versions::versions_handler))
+        .route("/api/v1/openapi.json", get(openapi_handler))
         .route("/api/v1/tail", get(tail::tail_handler))
         .route("/api/v1/instances", get(instances_handler))
         .route("/api/v1/stats", get(stats_handler))
@@ -113,6 +114,18 @@ impl From<SearchError> for ApiError {
             SearchError::Internal(m) => ApiError::Internal(m),
         }
     }
+}
+
+/// The OpenAPI 3 document of every route above, written by hand next to the handlers;
+/// a test checks that it lists every route of [`router`] and nothing else.
+const OPENAPI_DOCUMENT: &str = include_str!("openapi.json");
+
+async fn openapi_handler() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI_DOCUMENT,
+    )
+        .into_response()
 }
 
 async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
@@ -301,4 +314,81 @@ async fn stats_handler(State(state): State<Arc<ApiState>>) -> Response {
         },
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::OPENAPI_DOCUMENT;
+
+    /// The paths of every `.route("...")` in this file's router.
+    fn routed_paths() -> BTreeSet<String> {
+        let source = include_str!("mod.rs");
+        let router = &source[source.find("pub fn router").expect("router is here")..];
+        let router = &router[..router
+            .find(".fallback(")
+            .expect("router ends in a fallback")];
+        router
+            .split(".route(\"")
+            .skip(1)
+            .map(|rest| rest[..rest.find('"').expect("closing quote")].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn openapi_documents_every_route_and_only_those() {
+        let document: serde_json::Value =
+            serde_json::from_str(OPENAPI_DOCUMENT).expect("openapi.json is JSON");
+        assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+        let documented: BTreeSet<String> = document["paths"]
+            .as_object()
+            .expect("paths")
+            .keys()
+            .cloned()
+            .collect();
+        let routed = routed_paths();
+        assert!(routed.len() >= 10, "{routed:?}");
+        assert_eq!(documented, routed, "openapi.json and the router disagree");
+        for (path, item) in document["paths"].as_object().unwrap() {
+            let get = &item["get"];
+            assert!(get["summary"].is_string(), "{path} has no summary");
+            assert!(get["responses"]["200"].is_object(), "{path} has no 200");
+        }
+    }
+
+    #[test]
+    fn every_schema_reference_resolves() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI_DOCUMENT).unwrap();
+        let mut references = Vec::new();
+        collect_references(&document, &mut references);
+        assert!(!references.is_empty());
+        for reference in references {
+            let name = reference
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("unexpected reference {reference}"));
+            assert!(
+                document["components"]["schemas"][name].is_object(),
+                "{reference} does not resolve"
+            );
+        }
+    }
+
+    fn collect_references(value: &serde_json::Value, into: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, inner) in map {
+                    if key == "$ref" {
+                        into.push(inner.as_str().unwrap().to_string());
+                    } else {
+                        collect_references(inner, into);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                items.iter().for_each(|item| collect_references(item, into))
+            }
+            _ => {}
+        }
+    }
 }
