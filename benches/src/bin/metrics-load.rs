@@ -7,6 +7,7 @@
 //! metrics-load epitaph  --end-ms E --grpc 127.0.0.1:4317  --connections 4
 //! metrics-load victoria --end-ms E --http 127.0.0.1:8428  --connections 4
 //! metrics-load query    --end-ms E --epitaph-http ADDR --victoria-http ADDR --runs 5
+//! metrics-load space    --splits DATA_DIR/metric-splits   # bytes per document by component and field
 //! ```
 //!
 //! # The dataset
@@ -1712,6 +1713,24 @@ mod tests {
         );
         let mut empty: &[u8] = b"HTTP/1.1 204 No Content\r\nX-Server-Hostname: h\r\n\r\n";
         assert_eq!(read_response(&mut empty).await.unwrap(), (204, Vec::new()));
+    }
+
+    #[test]
+    fn both_answers_are_read_by_version_and_compared() {
+        let epitaph = br#"{"columns":["version","rate()"],"rows":[["a",2.0],["b",4.0]]}"#;
+        let victoria = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"version":"a"},"value":[1795000000,"2"]},
+            {"metric":{"version":"b"},"value":[1795000000,"5"]}]}}"#;
+        let epitaph = epitaph_answer(epitaph).unwrap();
+        let victoria = victoria_answer(victoria).unwrap();
+        assert_eq!(epitaph.get("b"), Some(&4.0));
+        assert_eq!(victoria.get("b"), Some(&5.0));
+        let expected = || [("a".to_string(), 2.0), ("b".to_string(), 4.0)].into_iter();
+        assert_eq!(max_relative_error(&epitaph, expected()), 0.0);
+        assert_eq!(max_relative_error(&victoria, expected()), 0.25);
+        let missing = BTreeMap::from([("a".to_string(), 2.0)]);
+        assert_eq!(max_relative_error(&missing, expected()), f64::INFINITY);
+        assert!(victoria_answer(br#"{"status":"error","error":"bad"}"#).is_err());
     }
 
     #[test]
