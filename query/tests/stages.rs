@@ -336,7 +336,11 @@ fn patterns_unique_by_a_field_compares_its_values() {
     let error = parse("* | patterns unique").unwrap_err();
     assert_eq!(error.span, 19..19);
     assert_eq!(error.expected, ["by"]);
-    assert!(error.message.contains("patterns unique"), "{}", error.message);
+    assert!(
+        error.message.contains("patterns unique"),
+        "{}",
+        error.message
+    );
     let error = parse("* | patterns unique | limit 3").unwrap_err();
     assert_eq!(error.span, 20..21);
     // After `patterns`, completion offers both.

@@ -975,7 +975,11 @@ mod tests {
         let filter_only = error("service:web");
         assert!(filter_only.message.contains("/api/v1/search"));
         let patterns = error("service:web | patterns");
-        assert!(patterns.message.contains("plan_patterns"), "{}", patterns.message);
+        assert!(
+            patterns.message.contains("plan_patterns"),
+            "{}",
+            patterns.message
+        );
         assert_eq!(patterns.span, 14..22);
     }
 }
