@@ -25,7 +25,7 @@ use tracing::{info, warn};
 
 use super::catalog::{SearchableSplit, SplitCatalog};
 use super::metric_schema::MetricSchema;
-use super::schema::{LogSchema, ROW_INDEX_BITS};
+use super::schema::{LogSchema, ROW_INDEX_BITS, split_index_settings};
 use super::split::{OpenSplit, SealedSplit, read_sealed_metadata};
 use crate::checkpoint::Checkpoint;
 use crate::ingest::backlog::IndexingBacklog;
@@ -100,6 +100,7 @@ pub struct IndexerSettings {
 struct SplitSet {
     directory: PathBuf,
     schema: tantivy::schema::Schema,
+    index_settings: tantivy::IndexSettings,
     open: Option<OpenSplit>,
     open_since: Instant,
     catalog: Arc<SplitCatalog>,
@@ -113,6 +114,7 @@ impl SplitSet {
     fn open(
         directory: PathBuf,
         schema: tantivy::schema::Schema,
+        index_settings: tantivy::IndexSettings,
         catalog: Arc<SplitCatalog>,
         settings: &IndexerSettings,
     ) -> anyhow::Result<SplitSet> {
@@ -169,6 +171,7 @@ impl SplitSet {
         Ok(SplitSet {
             directory,
             schema,
+            index_settings,
             open,
             open_since: Instant::now(),
             catalog,
@@ -186,6 +189,7 @@ impl SplitSet {
             let split = OpenSplit::create(
                 &self.directory,
                 self.schema.clone(),
+                self.index_settings.clone(),
                 now_nanos(),
                 lsn,
                 settings.threads,
@@ -273,12 +277,14 @@ impl Indexer {
         let mut logs = SplitSet::open(
             splits_dir(&settings.data_dir),
             schema.schema(),
+            split_index_settings(),
             catalog,
             &settings,
         )?;
         let mut metrics = SplitSet::open(
             metric_splits_dir(&settings.data_dir),
             metric_schema.schema(),
+            MetricSchema::index_settings(),
             metric_catalog,
             &settings,
         )?;

@@ -374,9 +374,29 @@ struct MetricPoint {
     timestamp: i64,
     start: i64,
     value: Option<f64>,
-    count: Option<u64>,
+    /// Only distributions have more: kept out of line so a counter's point stays small.
+    distribution: Option<Box<DistributionPoint>>,
+}
+
+#[derive(Debug, Clone)]
+struct DistributionPoint {
+    count: u64,
     sum: Option<f64>,
     buckets: Option<(Vec<f64>, Vec<u64>)>,
+}
+
+impl MetricPoint {
+    fn count(&self) -> Option<u64> {
+        self.distribution.as_ref().map(|d| d.count)
+    }
+
+    fn sum(&self) -> Option<f64> {
+        self.distribution.as_ref().and_then(|d| d.sum)
+    }
+
+    fn buckets(&self) -> Option<&(Vec<f64>, Vec<u64>)> {
+        self.distribution.as_ref().and_then(|d| d.buckets.as_ref())
+    }
 }
 
 struct Series {
@@ -441,17 +461,16 @@ fn increases(info: &SeriesInfo, points: &[MetricPoint], range_start: i64) -> Vec
     }
     let amount = |p: &MetricPoint| {
         if info.is_distribution() {
-            p.count.unwrap_or(0) as f64
+            p.count().unwrap_or(0) as f64
         } else {
             p.value.unwrap_or(0.0)
         }
     };
     let whole = |p: &MetricPoint| Increase {
         value: amount(p),
-        sum: p.sum.unwrap_or(0.0),
+        sum: p.sum().unwrap_or(0.0),
         buckets: p
-            .buckets
-            .as_ref()
+            .buckets()
             .map(|(bounds, counts)| (bounds.clone(), counts.iter().map(|c| *c as f64).collect())),
     };
     if !info.is_cumulative() {
@@ -472,7 +491,7 @@ fn increases(info: &SeriesInfo, points: &[MetricPoint], range_start: i64) -> Vec
             out.push(Some(whole(point)));
             continue;
         }
-        let buckets = match (&point.buckets, &previous.buckets) {
+        let buckets = match (point.buckets(), previous.buckets()) {
             (Some((bounds, counts)), Some((previous_bounds, previous_counts)))
                 if bounds == previous_bounds && counts.len() == previous_counts.len() =>
             {
@@ -492,7 +511,7 @@ fn increases(info: &SeriesInfo, points: &[MetricPoint], range_start: i64) -> Vec
         };
         out.push(Some(Increase {
             value: amount(point) - amount(previous),
-            sum: point.sum.unwrap_or(0.0) - previous.sum.unwrap_or(0.0),
+            sum: point.sum().unwrap_or(0.0) - previous.sum().unwrap_or(0.0),
             buckets,
         }));
     }
@@ -768,29 +787,43 @@ impl SegmentCollector for PointSegmentCollector {
         let Some(id) = self.series.first(doc) else {
             return;
         };
+        let distribution = match self.collected.series.get(&id) {
+            Some(series) => series.info.is_distribution(),
+            None => {
+                let info = self.info(doc);
+                let distribution = info.is_distribution();
+                self.collected.series.insert(
+                    id,
+                    Series {
+                        info,
+                        points: Vec::new(),
+                    },
+                );
+                distribution
+            }
+        };
+        // Only the columns the series' kind has are read.
         let point = MetricPoint {
             timestamp: self
                 .timestamp
                 .first(doc)
                 .map_or(0, |t| t.into_timestamp_nanos()),
             start: self.start.first(doc).unwrap_or(0),
-            value: self.value.first(doc),
-            count: self.count.first(doc),
-            sum: self.sum.first(doc),
-            buckets: self.buckets(doc),
+            value: if distribution {
+                None
+            } else {
+                self.value.first(doc)
+            },
+            distribution: distribution.then(|| {
+                Box::new(DistributionPoint {
+                    count: self.count.first(doc).unwrap_or(0),
+                    sum: self.sum.first(doc),
+                    buckets: self.buckets(doc),
+                })
+            }),
         };
-        match self.collected.series.get_mut(&id) {
-            Some(series) => series.points.push(point),
-            None => {
-                let info = self.info(doc);
-                self.collected.series.insert(
-                    id,
-                    Series {
-                        info,
-                        points: vec![point],
-                    },
-                );
-            }
+        if let Some(series) = self.collected.series.get_mut(&id) {
+            series.points.push(point);
         }
     }
 
@@ -853,9 +886,7 @@ mod tests {
             timestamp,
             start,
             value: Some(value),
-            count: None,
-            sum: None,
-            buckets: None,
+            distribution: None,
         }
     }
 

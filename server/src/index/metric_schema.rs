@@ -16,6 +16,14 @@
 //! and `max` for histograms and summaries; the buckets or quantiles, which only make sense
 //! together, are one `buckets` bytes field (see [`Buckets`]).
 //!
+//! Points are stored in series order: every segment is sorted by `series`, so a series'
+//! points sit together (in the order they arrived, which is nearly time order): postings
+//! become runs of consecutive documents and a query finds each series' points together.
+//! Only what the
+//! language filters on is indexed (identity fields, `metric`, `attrs`); `timestamp` ranges
+//! run on its column, and `unit`, `kind`, `temporality`, `scope` and `monotonic` are
+//! columns only. Empty identity values are not written at all.
+//!
 //! # What is rejected
 //! A data point that could poison an aggregate is refused, counted in the export's
 //! partial-success answer with the reason, and never stored: a value that is NaN or
@@ -30,7 +38,7 @@
 use std::collections::BTreeMap;
 
 use epitaph_proto::collector::metrics::v1::ExportMetricsServiceRequest;
-use epitaph_proto::common::v1::KeyValue;
+use epitaph_proto::common::v1::{KeyValue, any_value};
 use epitaph_proto::metrics::v1::{
     AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint,
     SummaryDataPoint, metric, number_data_point,
@@ -39,14 +47,18 @@ use tantivy::schema::{
     BytesOptions, DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions,
     NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
-use tantivy::{DateTime, TantivyDocument};
+use tantivy::{DateTime, IndexSettings, IndexSortByField, Order, TantivyDocument};
 
-use super::schema::{DocumentIdentity, IDENTITY_FIELDS, any_value_to_owned, positive_nanos};
+use super::schema::{
+    DocumentIdentity, IDENTITY_FIELDS, any_value_to_owned, positive_nanos, split_index_settings,
+};
 
 /// `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
 const NO_RECORDED_VALUE: u32 = 1;
 /// How many rejection reasons an export answer lists.
 const MAX_REASONS: usize = 3;
+/// The series id field, which metric splits are sorted by.
+const SERIES_FIELD: &str = "series";
 
 /// The metric schema with its fields resolved once.
 #[derive(Clone)]
@@ -83,7 +95,6 @@ impl MetricSchema {
         let timestamp = builder.add_date_field(
             "timestamp",
             DateOptions::default()
-                .set_indexed()
                 .set_fast()
                 .set_precision(DateTimePrecision::Nanoseconds),
         );
@@ -92,15 +103,13 @@ impl MetricSchema {
         let keyword = keyword_options();
         let identity =
             IDENTITY_FIELDS.map(|(name, _)| builder.add_text_field(name, keyword.clone()));
-        let metric = builder.add_text_field("metric", keyword.clone());
-        let unit = builder.add_text_field("unit", keyword.clone());
-        let kind = builder.add_text_field("kind", keyword.clone());
-        let temporality = builder.add_text_field("temporality", keyword.clone());
-        let monotonic = builder.add_bool_field(
-            "monotonic",
-            NumericOptions::default().set_indexed().set_fast(),
-        );
-        let scope = builder.add_text_field("scope", keyword);
+        let metric = builder.add_text_field("metric", keyword);
+        let column = TextOptions::default().set_fast("raw");
+        let unit = builder.add_text_field("unit", column.clone());
+        let kind = builder.add_text_field("kind", column.clone());
+        let temporality = builder.add_text_field("temporality", column.clone());
+        let monotonic = builder.add_bool_field("monotonic", NumericOptions::default().set_fast());
+        let scope = builder.add_text_field("scope", column);
         let attrs = builder.add_json_field(
             "attrs",
             JsonObjectOptions::default()
@@ -108,7 +117,7 @@ impl MetricSchema {
                 .set_fast("raw")
                 .set_expand_dots_enabled(),
         );
-        let series = builder.add_u64_field("series", NumericOptions::default().set_fast());
+        let series = builder.add_u64_field(SERIES_FIELD, NumericOptions::default().set_fast());
         let fast_f64 = NumericOptions::default().set_fast();
         let value = builder.add_f64_field("value", fast_f64.clone());
         let count = builder.add_u64_field("count", NumericOptions::default().set_fast());
@@ -142,6 +151,17 @@ impl MetricSchema {
         self.schema.clone()
     }
 
+    /// Index settings of metric splits: those of every split, sorted by `series`.
+    pub fn index_settings() -> IndexSettings {
+        IndexSettings {
+            sort_by_field: Some(IndexSortByField {
+                field: SERIES_FIELD.to_string(),
+                order: Order::Asc,
+            }),
+            ..split_index_settings()
+        }
+    }
+
     /// Maps one OTLP request to documents, skipping the points [`check_request`] rejects.
     pub fn documents_from_request(
         &self,
@@ -161,7 +181,9 @@ impl MetricSchema {
                 positive_nanos(point.start_time_unix_nano).unwrap_or(0),
             );
             for (field, value) in self.identity.iter().zip(point.identity.values.iter()) {
-                doc.add_text(*field, value);
+                if !value.is_empty() {
+                    doc.add_text(*field, value);
+                }
             }
             doc.add_text(self.metric, point.metric.name.as_str());
             doc.add_text(self.unit, point.metric.unit.as_str());
@@ -646,12 +668,19 @@ fn series_id(point: &Point<'_>) -> u64 {
     attributes.sort_by(|a, b| a.key.cmp(&b.key));
     for kv in attributes {
         hash.write_str(&kv.key);
-        let value = kv
-            .value
-            .as_ref()
-            .map(super::schema::any_value_to_json)
-            .unwrap_or(serde_json::Value::Null);
-        hash.write_str(&value.to_string());
+        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            // Strings are nearly every attribute: hashed as they are, without JSON.
+            Some(any_value::Value::StringValue(text)) => hash.write_str(text),
+            Some(_) => {
+                let value = kv
+                    .value
+                    .as_ref()
+                    .map(super::schema::any_value_to_json)
+                    .unwrap_or(serde_json::Value::Null);
+                hash.write_str(&value.to_string());
+            }
+            None => hash.write_str(""),
+        }
     }
     hash.0
 }

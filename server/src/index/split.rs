@@ -19,9 +19,10 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
 
+use tantivy::IndexSettings;
 use tantivy::schema::Schema;
 
-use super::schema::{DocumentIdentity, split_index_settings};
+use super::schema::DocumentIdentity;
 
 pub const SEALED_METADATA_FILE: &str = "split.json";
 
@@ -163,6 +164,7 @@ impl OpenSplit {
     pub fn create(
         splits_dir: &Path,
         schema: Schema,
+        settings: IndexSettings,
         created_at_nanos: i64,
         first_lsn: u64,
         threads: usize,
@@ -174,7 +176,7 @@ impl OpenSplit {
             .with_context(|| format!("creating split {}", directory.display()))?;
         let index = Index::builder()
             .schema(schema)
-            .settings(split_index_settings())
+            .settings(settings)
             .create_in_dir(&directory)
             .with_context(|| format!("creating split index {}", directory.display()))?;
         let metadata = SplitMetadata {
