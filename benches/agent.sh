@@ -2,7 +2,8 @@
 # Epitaph's agent footprint benchmark: what epitaph-agent costs the instance it runs on,
 # against the targets of issue 3 and side by side with rsyslog.
 #
-#   1. builds epitaph-agent and the helpers (null-receiver, line-writer) in release;
+#   1. builds epitaph-agent with the `image` profile (release with fat LTO, as images
+#      get it) and the helpers (null-receiver, line-writer) in release;
 #      strips a copy of the agent and runs that copy;
 #   2. starts null-receiver (OTLP + lifecycle that ack without storing, plus a TCP line
 #      sink) on the helper CPU, so the agent's speed is measured and not a server's;
@@ -177,11 +178,11 @@ RSYSLOG_VERSION=""
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)"
 BIN="$TARGET_DIR/release"
 if [[ "$BUILD" == 1 ]]; then
-    log "building release binaries"
-    timeout 1800 cargo build --release -p epitaph-agent >&2 \
-        || die "cargo build of epitaph-agent failed (agent/ may be mid-edit; retry, or --no-build to measure the last build)"
-    # The helpers live in a crate that depends on the server; a server or query crate
-    # that is mid-edit must not stop an agent measurement when helpers already exist.
+    log "building the agent (image profile) and the helpers (release)"
+    timeout 1800 cargo build --profile image -p epitaph-agent >&2 \
+        || die "cargo build of epitaph-agent failed (or --no-build to measure the last build)"
+    # The helpers live in a crate that depends on the server: when only the server does
+    # not build, the helpers of the last build still measure the agent.
     if ! timeout 1800 cargo build --release -p epitaph-benches --bin null-receiver --bin line-writer >&2; then
         [[ -x "$BIN/null-receiver" && -x "$BIN/line-writer" ]] || die "cargo build of the helpers failed"
         log "warning: the helpers did not build; using the ones from the last build"
@@ -193,7 +194,7 @@ AGENT_VERSION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 for binary in null-receiver line-writer; do
     [[ -x "$BIN/$binary" ]] || die "$BIN/$binary was not built"
 done
-AGENT_BUILT="$BIN/epitaph-agent"
+AGENT_BUILT="$TARGET_DIR/image/epitaph-agent"
 if [[ -n "$AGENT_SOURCE" ]]; then
     AGENT_BUILT="$AGENT_SOURCE"
     AGENT_VERSION="$AGENT_SOURCE (--agent-bin)"
