@@ -1,4 +1,5 @@
-//! One OTLP `LogsService/Export` call whose message is already encoded and compressed.
+//! One OTLP `Export` call whose message is already encoded and compressed: the log
+//! batches of the spool, and the host metrics' intervals.
 //!
 //! A spooled batch is a zstd-compressed `ExportLogsServiceRequest` (see
 //! [`crate::spool::format`]). tonic's client would take a request *message*, encode it
@@ -11,6 +12,7 @@
 //! the same [`Status`] values a generated client returns, and the retry rules in
 //! [`super`] apply unchanged.
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use epitaph_proto::collector::logs::v1::ExportLogsServiceResponse;
@@ -25,6 +27,9 @@ use tonic::transport::Channel;
 
 /// The gRPC path of OTLP's `LogsService/Export`.
 pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+/// The gRPC path of OTLP's `MetricsService/Export`.
+pub const METRICS_EXPORT_PATH: &str =
+    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
 /// Sends `frame` (a gRPC message frame holding a zstd-compressed
 /// `ExportLogsServiceRequest`) with `headers` added (authorization, batch id) and waits
@@ -35,9 +40,21 @@ pub async fn export_compressed_frame(
     headers: &[(HeaderName, HeaderValue)],
     timeout: Duration,
 ) -> Result<ExportLogsServiceResponse, Status> {
+    call_with_compressed_frame(channel, EXPORT_PATH, frame, headers, timeout).await
+}
+
+/// Sends `frame` (a gRPC message frame holding a zstd-compressed request) to the unary
+/// method at `path` and decodes its answer as `R`.
+pub async fn call_with_compressed_frame<R: Message + Default + Send + 'static>(
+    channel: &mut Channel,
+    path: &'static str,
+    frame: Bytes,
+    headers: &[(HeaderName, HeaderValue)],
+    timeout: Duration,
+) -> Result<R, Status> {
     let mut request = http::Request::new(tonic::body::Body::new(Full::new(frame)));
     *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = http::Uri::from_static(EXPORT_PATH);
+    *request.uri_mut() = http::Uri::from_static(path);
     *request.version_mut() = http::Version::HTTP_2;
     let request_headers = request.headers_mut();
     request_headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -67,9 +84,9 @@ pub async fn export_compressed_frame(
 
 /// What tonic's client does with a unary answer: a trailers-only status ends the call; else
 /// one message, then the status in the trailers.
-async fn read_response(
+async fn read_response<R: Message + Default + Send + 'static>(
     response: http::Response<tonic::body::Body>,
-) -> Result<ExportLogsServiceResponse, Status> {
+) -> Result<R, Status> {
     let trailers_only_status = Status::from_header_map(response.headers());
     if let Some(status) = trailers_only_status {
         if status.code() != tonic::Code::Ok {
@@ -80,7 +97,7 @@ async fn read_response(
     let encoding = response_encoding(response.headers())?;
     let status_code = response.status();
     let mut body = Streaming::new_response(
-        ResponseDecoder,
+        ResponseDecoder::<R>(PhantomData),
         response.into_body(),
         status_code,
         encoding,
@@ -114,14 +131,14 @@ fn grpc_timeout(timeout: Duration) -> HeaderValue {
     HeaderValue::try_from(format!("{millis}m")).expect("digits and a unit are a valid header")
 }
 
-struct ResponseDecoder;
+struct ResponseDecoder<R>(PhantomData<fn() -> R>);
 
-impl Decoder for ResponseDecoder {
-    type Item = ExportLogsServiceResponse;
+impl<R: Message + Default> Decoder for ResponseDecoder<R> {
+    type Item = R;
     type Error = Status;
 
     fn decode(&mut self, source: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        ExportLogsServiceResponse::decode(source)
+        R::decode(source)
             .map(Some)
             .map_err(|error| Status::internal(format!("decoding the export response: {error}")))
     }
