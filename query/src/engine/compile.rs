@@ -24,16 +24,48 @@ use crate::error::{QueryError, Span};
 use crate::fields::{FieldKind, FieldRef, IdentityField};
 
 /// The schema field attributes live in, as a JSON object.
-const ATTRIBUTES_FIELD: &str = "attrs";
+pub(super) const ATTRIBUTES_FIELD: &str = "attrs";
+
+/// tantivy's `default` analyzer, which the body and attribute values are indexed with.
+pub(super) fn default_analyzer() -> TextAnalyzer {
+    TokenizerManager::default()
+        .get("default")
+        .expect("tantivy's default tokenizer manager always has `default`")
+}
+
+/// The schema field a field reference reads (`attrs` for every attribute), or an error at
+/// `span` when the index has no such field.
+pub(super) fn schema_field(
+    schema: &Schema,
+    field: &FieldRef,
+    span: &Span,
+) -> Result<Field, QueryError> {
+    let name = match field {
+        FieldRef::Attribute(_) => ATTRIBUTES_FIELD,
+        fixed => fixed.fixed_name().unwrap_or_default(),
+    };
+    schema.get_field(name).map_err(|_| {
+        QueryError::new(
+            span.clone(),
+            format!("field `{field}` is not in this index (logs have no `{name}`)"),
+        )
+    })
+}
+
+/// The tokens `analyzer` makes of `text`, as the index holds them.
+pub(super) fn tokens_of(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
+    let mut tokens = Vec::new();
+    let mut stream = analyzer.token_stream(text);
+    stream.process(&mut |token| tokens.push(token.text.clone()));
+    tokens
+}
 
 /// Turns a parsed filter into a tantivy query over the log schema.
 pub fn compile_filter(
     filter: &Filter,
     context: &EngineContext<'_>,
 ) -> Result<Box<dyn Query>, QueryError> {
-    let analyzer = TokenizerManager::default()
-        .get("default")
-        .expect("tantivy's default tokenizer manager always has `default`");
+    let analyzer = default_analyzer();
     let mut compiler = Compiler {
         context,
         analyzer,
@@ -128,23 +160,11 @@ impl Compiler<'_, '_> {
 
     /// The schema field a query field is stored in.
     fn field(&self, field: &FieldRef, span: &Span) -> Result<Field, QueryError> {
-        let name = match field {
-            FieldRef::Attribute(_) => ATTRIBUTES_FIELD,
-            fixed => fixed.fixed_name().unwrap_or_default(),
-        };
-        self.schema().get_field(name).map_err(|_| {
-            QueryError::new(
-                span.clone(),
-                format!("field `{field}` is not in this index (logs have no `{name}`)"),
-            )
-        })
+        schema_field(self.schema(), field, span)
     }
 
     fn tokens(&mut self, text: &str) -> Vec<String> {
-        let mut tokens = Vec::new();
-        let mut stream = self.analyzer.token_stream(text);
-        stream.process(&mut |token| tokens.push(token.text.clone()));
-        tokens
+        tokens_of(&mut self.analyzer, text)
     }
 
     fn term(

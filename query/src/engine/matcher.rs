@@ -34,16 +34,14 @@ use regex::Regex;
 use tantivy::TantivyDocument;
 use tantivy::columnar::NumericalValue;
 use tantivy::schema::{Field, OwnedValue, Value as _};
-use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
+use tantivy::tokenizer::TextAnalyzer;
 
+use super::compile::{ATTRIBUTES_FIELD, default_analyzer, schema_field, tokens_of};
 use super::prune::required_identity;
 use super::{EngineContext, compile_filter};
 use crate::ast::{Bound, CompareOp, Filter, TimePoint, TypedValue, Value, VersionAlias};
 use crate::error::{QueryError, Span};
 use crate::fields::{FieldKind, FieldRef, IdentityField};
-
-/// The schema field attributes live in, as a JSON object.
-const ATTRIBUTES_FIELD: &str = "attrs";
 
 /// A filter ready to be evaluated over documents of the log schema.
 pub struct Matcher {
@@ -137,9 +135,7 @@ impl Matcher {
     /// [`compile_filter`](super::compile_filter) fails on it, with the same error.
     pub fn new(filter: &Filter, context: &EngineContext<'_>) -> Result<Matcher, QueryError> {
         compile_filter(filter, context)?;
-        let analyzer = TokenizerManager::default()
-            .get("default")
-            .expect("tantivy's default tokenizer manager always has `default`");
+        let analyzer = default_analyzer();
         let mut builder = PlanBuilder {
             context,
             analyzer: analyzer.clone(),
@@ -229,23 +225,11 @@ impl PlanBuilder<'_, '_> {
     }
 
     fn field(&self, field: &FieldRef, span: &Span) -> Result<Field, QueryError> {
-        let name = match field {
-            FieldRef::Attribute(_) => ATTRIBUTES_FIELD,
-            fixed => fixed.fixed_name().unwrap_or_default(),
-        };
-        self.context.schema.get_field(name).map_err(|_| {
-            QueryError::new(
-                span.clone(),
-                format!("field `{field}` is not in this index (logs have no `{name}`)"),
-            )
-        })
+        schema_field(self.context.schema, field, span)
     }
 
     fn tokens(&mut self, text: &str) -> Vec<String> {
-        let mut tokens = Vec::new();
-        let mut stream = self.analyzer.token_stream(text);
-        stream.process(&mut |token| tokens.push(token.text.clone()));
-        tokens
+        tokens_of(&mut self.analyzer, text)
     }
 
     fn term(
