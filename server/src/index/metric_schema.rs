@@ -173,12 +173,13 @@ impl MetricSchema {
             if point.verdict != Verdict::Store {
                 return;
             }
-            let timestamp = positive_nanos(point.time_unix_nano).unwrap_or(received_at_nanos);
+            let timestamp =
+                positive_nanos(point.data.time_unix_nano()).unwrap_or(received_at_nanos);
             let mut doc = TantivyDocument::new();
             doc.add_date(self.timestamp, DateTime::from_timestamp_nanos(timestamp));
             doc.add_i64(
                 self.start_timestamp,
-                positive_nanos(point.start_time_unix_nano).unwrap_or(0),
+                positive_nanos(point.data.start_time_unix_nano()).unwrap_or(0),
             );
             for (field, value) in self.identity.iter().zip(point.identity.values.iter()) {
                 if !value.is_empty() {
@@ -195,7 +196,7 @@ impl MetricSchema {
             for kv in point
                 .extra_resource_attributes
                 .iter()
-                .chain(point.attributes)
+                .chain(point.data.attributes())
             {
                 if let Some(value) = &kv.value {
                     attributes.insert(kv.key.clone(), any_value_to_owned(value));
@@ -355,9 +356,6 @@ struct Point<'a> {
     kind: MetricKind,
     temporality: &'static str,
     monotonic: bool,
-    attributes: &'a [KeyValue],
-    start_time_unix_nano: u64,
-    time_unix_nano: u64,
     data: PointData<'a>,
     verdict: Verdict,
 }
@@ -401,15 +399,12 @@ fn for_each_point(request: &ExportMetricsServiceRequest, mut visit: impl FnMut(P
                         kind: MetricKind::Gauge,
                         temporality: "",
                         monotonic: false,
-                        attributes: &[],
-                        start_time_unix_nano: 0,
-                        time_unix_nano: 0,
                         data: PointData::Number(&EMPTY_NUMBER_POINT),
                         verdict: Verdict::Reject(problem.to_string()),
                     });
                     continue;
                 }
-                let point = |kind, temporality, monotonic, attributes, start, time, data| {
+                let point = |kind, temporality, monotonic, data| {
                     let verdict = verdict_of(&data, monotonic);
                     Point {
                         identity: &identity,
@@ -419,9 +414,6 @@ fn for_each_point(request: &ExportMetricsServiceRequest, mut visit: impl FnMut(P
                         kind,
                         temporality,
                         monotonic,
-                        attributes,
-                        start_time_unix_nano: start,
-                        time_unix_nano: time,
                         data,
                         verdict,
                     }
@@ -429,15 +421,7 @@ fn for_each_point(request: &ExportMetricsServiceRequest, mut visit: impl FnMut(P
                 match metric.data.as_ref().expect("checked above") {
                     metric::Data::Gauge(gauge) => {
                         for p in &gauge.data_points {
-                            visit(point(
-                                MetricKind::Gauge,
-                                "",
-                                false,
-                                &p.attributes,
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
-                                PointData::Number(p),
-                            ));
+                            visit(point(MetricKind::Gauge, "", false, PointData::Number(p)));
                         }
                     }
                     metric::Data::Sum(sum) => {
@@ -447,9 +431,6 @@ fn for_each_point(request: &ExportMetricsServiceRequest, mut visit: impl FnMut(P
                                 MetricKind::Sum,
                                 temporality,
                                 sum.is_monotonic,
-                                &p.attributes,
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
                                 PointData::Number(p),
                             ));
                         }
@@ -461,9 +442,6 @@ fn for_each_point(request: &ExportMetricsServiceRequest, mut visit: impl FnMut(P
                                 MetricKind::Histogram,
                                 temporality,
                                 false,
-                                &p.attributes,
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
                                 PointData::Histogram(p),
                             ));
                         }
@@ -475,24 +453,13 @@ fn for_each_point(request: &ExportMetricsServiceRequest, mut visit: impl FnMut(P
                                 MetricKind::ExponentialHistogram,
                                 temporality,
                                 false,
-                                &p.attributes,
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
                                 PointData::ExponentialHistogram(p),
                             ));
                         }
                     }
                     metric::Data::Summary(summary) => {
                         for p in &summary.data_points {
-                            visit(point(
-                                MetricKind::Summary,
-                                "",
-                                false,
-                                &p.attributes,
-                                p.start_time_unix_nano,
-                                p.time_unix_nano,
-                                PointData::Summary(p),
-                            ));
+                            visit(point(MetricKind::Summary, "", false, PointData::Summary(p)));
                         }
                     }
                 }
@@ -525,14 +492,46 @@ fn number_value(point: &NumberDataPoint) -> Option<f64> {
     }
 }
 
+impl PointData<'_> {
+    fn attributes(&self) -> &[KeyValue] {
+        match self {
+            PointData::Number(p) => &p.attributes,
+            PointData::Histogram(p) => &p.attributes,
+            PointData::ExponentialHistogram(p) => &p.attributes,
+            PointData::Summary(p) => &p.attributes,
+        }
+    }
+
+    fn start_time_unix_nano(&self) -> u64 {
+        match self {
+            PointData::Number(p) => p.start_time_unix_nano,
+            PointData::Histogram(p) => p.start_time_unix_nano,
+            PointData::ExponentialHistogram(p) => p.start_time_unix_nano,
+            PointData::Summary(p) => p.start_time_unix_nano,
+        }
+    }
+
+    fn time_unix_nano(&self) -> u64 {
+        match self {
+            PointData::Number(p) => p.time_unix_nano,
+            PointData::Histogram(p) => p.time_unix_nano,
+            PointData::ExponentialHistogram(p) => p.time_unix_nano,
+            PointData::Summary(p) => p.time_unix_nano,
+        }
+    }
+
+    fn flags(&self) -> u32 {
+        match self {
+            PointData::Number(p) => p.flags,
+            PointData::Histogram(p) => p.flags,
+            PointData::ExponentialHistogram(p) => p.flags,
+            PointData::Summary(p) => p.flags,
+        }
+    }
+}
+
 fn verdict_of(data: &PointData<'_>, monotonic: bool) -> Verdict {
-    let flags = match data {
-        PointData::Number(p) => p.flags,
-        PointData::Histogram(p) => p.flags,
-        PointData::ExponentialHistogram(p) => p.flags,
-        PointData::Summary(p) => p.flags,
-    };
-    if flags & NO_RECORDED_VALUE != 0 {
+    if data.flags() & NO_RECORDED_VALUE != 0 {
         return Verdict::Skip;
     }
     match problem_of(data, monotonic) {
@@ -663,7 +662,7 @@ fn series_id(point: &Point<'_>) -> u64 {
     let mut attributes: Vec<&KeyValue> = point
         .extra_resource_attributes
         .iter()
-        .chain(point.attributes)
+        .chain(point.data.attributes())
         .collect();
     attributes.sort_by(|a, b| a.key.cmp(&b.key));
     for kv in attributes {
