@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use epitaph_query::engine::aggregate::{AggregateTable, Cell, shape};
 use epitaph_query::{
-    AggregateFunction, Aggregation, FieldRef, Filter, Query, QueryError, Span, Stage, Value,
+    AggregateFunction, Aggregation, FieldRef, Filter, Query, QueryError, Stage, Value,
 };
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{BytesColumn, Column, DynamicColumn, StrColumn};
@@ -172,25 +172,18 @@ struct MetricPlan {
 
 impl MetricPlan {
     fn new(query: &Query) -> Result<MetricPlan, QueryError> {
-        let (functions, by, bucket_nanos, span) = match query.aggregation() {
+        let (functions, by, bucket_nanos) = match query.aggregation() {
             Some(Stage::Stats {
-                aggregations,
-                by,
-                span,
-            }) => (aggregations, by.clone(), None, span),
+                aggregations, by, ..
+            }) => (aggregations, by.clone(), None),
             Some(Stage::Timechart {
                 bucket,
                 aggregations,
                 by,
-                span,
+                ..
             }) => {
                 let nanos = i64::try_from(bucket.as_nanos()).unwrap_or(i64::MAX).max(1);
-                (
-                    aggregations,
-                    by.iter().cloned().collect(),
-                    Some(nanos),
-                    span,
-                )
+                (aggregations, by.iter().cloned().collect(), Some(nanos))
             }
             Some(other) => {
                 return Err(QueryError::new(
@@ -223,7 +216,7 @@ impl MetricPlan {
             }
         }
         for function in functions {
-            check_function(function, span)?;
+            check_function(function)?;
         }
         Ok(MetricPlan {
             functions: functions.clone(),
@@ -290,7 +283,7 @@ impl MetricPlan {
             columns.push("time".to_string());
         }
         columns.extend(self.by.iter().map(FieldRef::to_string));
-        columns.extend(self.functions.iter().map(output_name));
+        columns.extend(self.functions.iter().map(Aggregation::output_name));
         let mut rows = Vec::with_capacity(cells.len());
         for ((bucket, group), accumulators) in cells {
             let mut row = Vec::with_capacity(columns.len());
@@ -307,11 +300,7 @@ impl MetricPlan {
     }
 }
 
-fn output_name(aggregation: &Aggregation) -> String {
-    aggregation.output_name()
-}
-
-fn check_function(aggregation: &Aggregation, _stage: &Span) -> Result<(), QueryError> {
+fn check_function(aggregation: &Aggregation) -> Result<(), QueryError> {
     if let Some(field) = &aggregation.field
         && field.node != FieldRef::Value
     {
