@@ -253,6 +253,11 @@ pub fn resource(attributes: &[(&str, &str)]) -> Resource {
     }
 }
 
+/// Unix milliseconds now, as the HTTP API's `start` and `end` take them.
+pub fn unix_millis_now() -> i64 {
+    i64::try_from(unix_nanos(SystemTime::now()) / 1_000_000).expect("before 2554")
+}
+
 /// Unix nanoseconds of a time.
 pub fn unix_nanos(time: SystemTime) -> u64 {
     let nanos = time

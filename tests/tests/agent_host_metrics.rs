@@ -2,19 +2,13 @@
 //! agents of one service on two image versions, both sending every second.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use epitaph_tests::agent::InstanceIdentity;
 use epitaph_tests::lines::append_lines;
+use epitaph_tests::otlp::unix_millis_now;
 use epitaph_tests::{Agent, AgentConfig, Identity, Server, eventually, unique_token};
 use serde_json::Value;
-
-fn unix_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// `{first column: second column}` of an aggregate answer's rows.
 fn by_first_column(answer: &Value) -> BTreeMap<String, f64> {
@@ -33,7 +27,7 @@ fn host_metrics_chart_per_image_version() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
     let service = unique_token("hm");
-    let started = (unix_millis() - 1_000).to_string();
+    let started = (unix_millis_now() - 1_000).to_string();
     let mut lines_written = BTreeMap::new();
     let mut agents = Vec::new();
     for (version, lines) in [("v1", 5), ("v2", 3)] {

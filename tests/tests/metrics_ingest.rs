@@ -2,26 +2,19 @@
 //! and never stored; a replayed `epitaph-batch` is stored once, apart from the same
 //! agent's log batches; and acknowledged points survive `kill -9`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use epitaph_proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use epitaph_proto::metrics::v1::{
     AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
-use epitaph_tests::otlp::{bodies_request, resource};
+use epitaph_tests::otlp::{bodies_request, resource, unix_nanos};
 use epitaph_tests::{OtlpClient, Server, eventually, unique_token};
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
 
 fn point(value: f64) -> NumberDataPoint {
     NumberDataPoint {
-        time_unix_nano: now_nanos(),
+        time_unix_nano: unix_nanos(SystemTime::now()),
         value: Some(number_data_point::Value::AsDouble(value)),
         ..Default::default()
     }
@@ -77,7 +70,7 @@ fn bad_points_are_refused_with_a_partial_success_and_never_stored() {
         name: "bad.histogram".into(),
         data: Some(metric::Data::Histogram(Histogram {
             data_points: vec![HistogramDataPoint {
-                time_unix_nano: now_nanos(),
+                time_unix_nano: unix_nanos(SystemTime::now()),
                 count: 3,
                 bucket_counts: vec![1, 1, 1],
                 explicit_bounds: vec![10.0],

@@ -3,8 +3,9 @@
 //! `/api/v1/aggregate` answers what the test computes from what the script recorded.
 
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use epitaph_tests::otlp::unix_millis_now;
 use epitaph_tests::process::{ManagedChild, clean_command};
 use epitaph_tests::python::{script, venv_python};
 use epitaph_tests::{Server, eventually, unique_token};
@@ -20,7 +21,7 @@ fn python_sdk_metrics_answer_what_was_recorded() {
     let service = unique_token("pym");
     let image_version = "2026.12.02-77aa";
     let host_id = unique_token("i");
-    let started_millis = unix_millis() - 1_000;
+    let started_millis = unix_millis_now() - 1_000;
 
     let stdout_path = dir.path().join("send_metrics.stdout");
     let mut command = clean_command(&python);
@@ -74,7 +75,7 @@ fn python_sdk_metrics_answer_what_was_recorded() {
                 .map(|v| v.as_f64().unwrap()),
         );
     }
-    let ended_millis = unix_millis() + 1_000;
+    let ended_millis = unix_millis_now() + 1_000;
     let start = started_millis.to_string();
     let end = ended_millis.to_string();
     let aggregate = |query: &str| -> Value {
@@ -203,11 +204,4 @@ fn bucket_quantile(q: f64, values: &[f64]) -> f64 {
         below += count;
     }
     BOUNDS[BOUNDS.len() - 1]
-}
-
-fn unix_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
