@@ -26,13 +26,11 @@
 //! ```
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, ensure};
@@ -50,21 +48,15 @@ use epitaph_proto::lifecycle::{
     HelloResponse, LossReport, LossReportResponse,
 };
 use epitaph_proto::{BATCH_HEADER, BatchId};
-use prost::Message as _;
-use prost::bytes::Buf as _;
+use epitaph_server::ingest::raw::{ExportHandler, Raw, RawExportService};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
-use tonic::codec::{
-    Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
-};
-use tonic::codegen::{BoxFuture, Service, StdError, http};
-use tonic::server::{NamedService, UnaryService};
+use tonic::codec::CompressionEncoding;
+use tonic::codegen::BoxFuture;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
-
-const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 /// Far above the agent's 1 MiB batches; a larger request is still counted, not refused.
 const MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
@@ -251,95 +243,34 @@ impl RequestSkeleton {
     }
 }
 
-/// What the codec hands the export method: the counts of one request.
-struct CountedExport {
-    log_records: u64,
-    bytes: u64,
-}
-
-/// Decodes requests into [`CountedExport`]s and encodes responses with prost.
-#[derive(Clone, Copy, Default)]
-struct CountingCodec;
-
-impl Codec for CountingCodec {
-    type Encode = ExportLogsServiceResponse;
-    type Decode = CountedExport;
-    type Encoder = ResponseEncoder;
-    type Decoder = CountingDecoder;
-
-    fn encoder(&mut self) -> ResponseEncoder {
-        ResponseEncoder
-    }
-
-    fn decoder(&mut self) -> CountingDecoder {
-        CountingDecoder
-    }
-}
-
-struct ResponseEncoder;
-
-impl Encoder for ResponseEncoder {
-    type Item = ExportLogsServiceResponse;
-    type Error = Status;
-
-    fn encode(
-        &mut self,
-        item: ExportLogsServiceResponse,
-        buffer: &mut EncodeBuf<'_>,
-    ) -> Result<(), Status> {
-        item.encode(buffer)
-            .map_err(|error| Status::internal(format!("encoding the response: {error}")))
-    }
-}
-
-struct CountingDecoder;
-
-impl Decoder for CountingDecoder {
-    type Item = CountedExport;
-    type Error = Status;
-
-    fn decode(&mut self, buffer: &mut DecodeBuf<'_>) -> Result<Option<CountedExport>, Status> {
-        let bytes = buffer.remaining() as u64;
-        let skeleton = RequestSkeleton::decode(buffer).map_err(|error| {
-            Status::invalid_argument(format!(
-                "request is not a valid ExportLogsServiceRequest: {error}"
-            ))
-        })?;
-        Ok(Some(CountedExport {
-            log_records: skeleton.log_records(),
-            bytes,
-        }))
-    }
-}
-
 // ---------------------------------------------------------------------------------------
-// OTLP LogsService, served by hand so that it can use the counting codec
+// OTLP LogsService: the server's hand-served export method, decoding only the skeleton
 
+/// Counts each export's records and acknowledges it. Served by the server's
+/// [`RawExportService`], which hands over the request's bytes with what they decode to.
 #[derive(Clone)]
-struct NullLogsService {
+struct NullLogs {
     counters: Arc<Counters>,
 }
 
-impl NamedService for NullLogsService {
-    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
-}
-
-struct ExportMethod(Arc<Counters>);
-
-impl UnaryService<CountedExport> for ExportMethod {
+impl ExportHandler for NullLogs {
+    type Request = RequestSkeleton;
     type Response = ExportLogsServiceResponse;
-    type Future = BoxFuture<Response<ExportLogsServiceResponse>, Status>;
+    const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
 
-    fn call(&mut self, request: Request<CountedExport>) -> Self::Future {
-        let counters = self.0.clone();
+    fn export(
+        &self,
+        request: Request<Raw<RequestSkeleton>>,
+    ) -> BoxFuture<Response<ExportLogsServiceResponse>, Status> {
+        let counters = self.counters.clone();
         Box::pin(async move {
             let batch = request
                 .metadata()
                 .get(BATCH_HEADER)
                 .and_then(|value| value.to_str().ok())
                 .and_then(|value| BatchId::parse(value).ok());
-            let counted = request.into_inner();
-            counters.note_export(counted.log_records, counted.bytes);
+            let Raw { bytes, request } = request.into_inner();
+            counters.note_export(request.log_records(), bytes.len() as u64);
             if let Some(batch) = batch {
                 counters.note_acked_batch(&batch);
             }
@@ -348,38 +279,8 @@ impl UnaryService<CountedExport> for ExportMethod {
     }
 }
 
-impl<B> Service<http::Request<B>> for NullLogsService
-where
-    B: tonic::codegen::Body + Send + 'static,
-    B::Error: Into<StdError> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if request.uri().path() != EXPORT_PATH {
-            let status = Status::unimplemented(format!("no method {}", request.uri().path()));
-            return Box::pin(async move { Ok(status.into_http()) });
-        }
-        let counters = self.counters.clone();
-        Box::pin(async move {
-            let mut accept_compression = EnabledCompressionEncodings::default();
-            accept_compression.enable(CompressionEncoding::Zstd);
-            accept_compression.enable(CompressionEncoding::Gzip);
-            let mut grpc = tonic::server::Grpc::new(CountingCodec)
-                .apply_compression_config(
-                    accept_compression,
-                    EnabledCompressionEncodings::default(),
-                )
-                .apply_max_message_size_config(Some(MAX_REQUEST_BYTES), None);
-            Ok(grpc.unary(ExportMethod(counters), request).await)
-        })
-    }
+fn null_logs_service(counters: Arc<Counters>) -> RawExportService<NullLogs> {
+    RawExportService::new(NullLogs { counters }, MAX_REQUEST_BYTES)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -586,9 +487,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
 
     let mut grpc_stopped = stopped.clone();
     let grpc = tonic::transport::Server::builder()
-        .add_service(NullLogsService {
-            counters: counters.clone(),
-        })
+        .add_service(null_logs_service(counters.clone()))
         .add_service(LifecycleServer::new(NullLifecycle {
             counters: counters.clone(),
         }))
@@ -630,6 +529,7 @@ mod tests {
 
     use epitaph_benches::corpus::{Corpus, CorpusConfig};
     use epitaph_benches::loadgen::{self, LoadConfig, encode_batches};
+    use prost::Message as _;
     use tokio::io::AsyncWriteExt as _;
 
     use super::*;
@@ -646,9 +546,7 @@ mod tests {
         tokio::spawn(run_tcp_sink(listener, counters.clone(), stopped));
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(NullLogsService {
-                    counters: counters.clone(),
-                })
+                .add_service(null_logs_service(counters.clone()))
                 .add_service(LifecycleServer::new(NullLifecycle {
                     counters: counters.clone(),
                 }))
