@@ -332,8 +332,11 @@ pub fn start_writer<T: Send + 'static>(
                     Ok(()) => {
                         for (i, request) in group.into_iter().enumerate() {
                             let lsn = first_lsn + i as u64;
-                            let _ = request.reply.send(Ok(lsn));
+                            // Handed on before the ack: whoever saw the ack (and then
+                            // opened a live tail, say) never sees the record arrive later.
+                            let reply = request.reply;
                             sink(lsn, request.item);
+                            let _ = reply.send(Ok(lsn));
                         }
                     }
                     Err(WriteFailure::Recoverable(message)) => {
