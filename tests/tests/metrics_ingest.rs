@@ -1,7 +1,9 @@
 //! OTLP metrics through the real server: bad points are refused with a partial success
 //! and never stored; a replayed `epitaph-batch` is stored once, apart from the same
-//! agent's log batches; and acknowledged points survive `kill -9`.
+//! agent's log batches; acknowledged points survive `kill -9`; and a sealed metric split
+//! (one segment, its series table in `split.json`) answers as it did while open.
 
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use epitaph_proto::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -9,7 +11,7 @@ use epitaph_proto::metrics::v1::{
     AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
-use epitaph_tests::otlp::{bodies_request, resource, unix_nanos};
+use epitaph_tests::otlp::{bodies_request, resource, string_attribute, unix_nanos};
 use epitaph_tests::{OtlpClient, Server, eventually, unique_token};
 
 fn point(value: f64) -> NumberDataPoint {
@@ -194,4 +196,147 @@ fn a_replayed_metrics_batch_is_stored_once_and_survives_kill_9() {
         "{}",
         answer.body
     );
+}
+
+/// A cumulative counter of `version`'s instance `host`, one point per `(second, value)`
+/// after `start_nanos`, every point with the attribute `route`.
+fn counter_request(
+    service: &str,
+    version: &str,
+    host: &str,
+    route: &str,
+    start_nanos: u64,
+    points: &[(u64, i64)],
+) -> ExportMetricsServiceRequest {
+    let data_points = points
+        .iter()
+        .map(|(second, value)| NumberDataPoint {
+            start_time_unix_nano: start_nanos,
+            time_unix_nano: start_nanos + second * 1_000_000_000,
+            value: Some(number_data_point::Value::AsInt(*value)),
+            attributes: vec![string_attribute("route", route)],
+            ..Default::default()
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource(&[
+                ("service.name", service),
+                ("host.image.version", version),
+                ("host.id", host),
+            ])),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "seal.requests".into(),
+                    data: Some(metric::Data::Sum(Sum {
+                        data_points,
+                        aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                        is_monotonic: true,
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// The sealed metric split directories under `data_dir`.
+fn sealed_metric_splits(data_dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut splits: Vec<_> = std::fs::read_dir(data_dir.join("metric-splits"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.join("split.json").exists())
+        .collect();
+    splits.sort();
+    splits
+}
+
+#[test]
+fn a_sealed_metric_split_is_one_segment_with_its_series_and_answers_the_same_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    // Commits every 200 ms put each export below in a segment of its own, which the
+    // seal merges into one.
+    let mut server = Server::start(
+        &data_dir,
+        &["--split-window", "3s", "--commit-interval", "200ms"],
+    );
+    let client = OtlpClient::connect(&server.grpc_url());
+    let service = unique_token("seal");
+    let start = unix_nanos(SystemTime::now()) - 600 * 1_000_000_000;
+    // Several exports per series, the later points of v1's `/a` sent first: a split is
+    // sorted by series and time, not by arrival.
+    let exports = [
+        counter_request(&service, "v1", "i-1", "/a", start, &[(300, 40), (360, 50)]),
+        counter_request(&service, "v1", "i-1", "/b", start, &[(60, 1), (120, 3)]),
+        counter_request(&service, "v1", "i-1", "/a", start, &[(60, 10), (120, 20)]),
+        counter_request(&service, "v2", "i-2", "/a", start, &[(60, 100), (120, 160)]),
+        counter_request(&service, "v1", "i-1", "/b", start, &[(180, 6)]),
+    ];
+    for export in exports {
+        let response = client.export_metrics(export, None).unwrap();
+        assert_eq!(response.partial_success, None);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let query = format!(
+        "metric:seal.requests service:{service} | stats increase(), count() by version, attrs.route"
+    );
+    // Each series started before the range queried, so its first point counts as the
+    // base: /a of v1 went 10 → 50, /b 1 → 6, /a of v2 100 → 160.
+    let expected =
+        serde_json::json!([["v1", "/a", 40, 4], ["v1", "/b", 5, 3], ["v2", "/a", 60, 2]]);
+    let answer = |server: &Server| {
+        let answer = server.get(
+            "/api/v1/aggregate",
+            &[
+                ("q", query.as_str()),
+                (
+                    "start",
+                    &((start + 30 * 1_000_000_000) / 1_000_000).to_string(),
+                ),
+            ],
+        );
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.json()["rows"].clone()
+    };
+    eventually(Duration::from_secs(10), || {
+        (answer(&server) == expected).then_some(())
+    })
+    .unwrap_or_else(|| panic!("never answered {expected}: {}", answer(&server)));
+
+    // Once the window is over the split is sealed: one segment, and the series table
+    // is in `split.json`, no longer in the commit payload.
+    let sealed = eventually(Duration::from_secs(15), || {
+        let stats = server.get("/api/v1/stats", &[]).json();
+        let metrics = &stats["metrics"];
+        let all_sealed = metrics["splits"].as_u64() == metrics["sealed_splits"].as_u64()
+            && metrics["points"].as_u64() == Some(9);
+        let splits = sealed_metric_splits(&data_dir);
+        (all_sealed && !splits.is_empty()).then_some(splits)
+    })
+    .expect("the metric split is sealed");
+    for split in &sealed {
+        let segments = std::fs::read_dir(split)
+            .unwrap()
+            .filter(|entry| entry.as_ref().unwrap().path().extension() == Some("fast".as_ref()))
+            .count();
+        assert_eq!(segments, 1, "{}", split.display());
+        let metadata: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(split.join("split.json")).unwrap()).unwrap();
+        let series = metadata["series"]["series"].as_array().unwrap();
+        assert!(!series.is_empty(), "{metadata}");
+        assert!(
+            series.iter().all(|s| s["metric"] == "seal.requests"),
+            "{metadata}"
+        );
+        let meta = std::fs::read_to_string(split.join("meta.json")).unwrap();
+        assert!(!meta.contains("seal.requests"), "{meta}");
+    }
+    assert_eq!(answer(&server), expected);
+
+    server.kill9();
+    server.restart();
+    assert_eq!(answer(&server), expected);
 }

@@ -438,9 +438,14 @@ impl Indexer {
         received_at_nanos: i64,
     ) -> anyhow::Result<()> {
         let split = self.metrics.open_split(lsn, &self.settings)?;
+        let table = split.pending.series.clone();
+        let mut series = table.writer();
         let mut failure = None;
-        self.metric_schema
-            .documents_from_request(request, received_at_nanos, |document, facts| {
+        self.metric_schema.documents_from_request(
+            request,
+            received_at_nanos,
+            &mut series,
+            |document, facts| {
                 if failure.is_some() {
                     return;
                 }
@@ -450,7 +455,9 @@ impl Indexer {
                 if let Err(e) = split.add_document(document) {
                     failure = Some(e);
                 }
-            });
+            },
+        );
+        drop(series);
         if let Some(error) = failure {
             return Err(error);
         }

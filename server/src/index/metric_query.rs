@@ -31,13 +31,14 @@
 //! are queryable so far.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use epitaph_query::engine::aggregate::{AggregateTable, Cell, shape};
 use epitaph_query::{
     AggregateFunction, Aggregation, FieldRef, Filter, Query, QueryError, Stage, Value,
 };
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{BytesColumn, Column, DynamicColumn, StrColumn};
+use tantivy::columnar::{BytesColumn, Column};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::aggregate::{AggregateRequest, AggregateResponse, cell_to_json, number_to_json, within};
@@ -45,6 +46,7 @@ use super::catalog::{SearchableSplit, SplitCatalog};
 use super::indexer::now_nanos;
 use super::metric_schema::Buckets;
 use super::search::{LogQueryParser, SearchError, SearchLimits, SplitVersions, map_splits};
+use super::series::{SeriesLabels, ordinal_of_key};
 
 /// Whether a filter reads metrics, and which: `Some` when its top level requires a
 /// `metric` (`metric:a`, `metric:a OR metric:b`, `metric:http.*`, `metric:*`), with the
@@ -109,10 +111,7 @@ pub fn metric_aggregate(
         request.start_nanos,
         request.end_nanos,
     )?;
-    let collector = PointCollector {
-        by: plan.by.clone(),
-        needs_buckets: plan.needs_buckets(),
-    };
+    let by: Arc<[FieldRef]> = plan.by.clone().into();
     let wanted: Vec<&SearchableSplit> = splits
         .iter()
         .map(|split| split.as_ref())
@@ -129,6 +128,11 @@ pub fn metric_aggregate(
         .filter_map(|split| split.metadata.min_timestamp_nanos)
         .min();
     let fruits = map_splits(&wanted, limits.search_threads, &deadline, |split| {
+        let collector = PointCollector {
+            by: by.clone(),
+            needs_buckets: plan.needs_buckets(),
+            series: split.metadata.series.snapshot().into(),
+        };
         Ok(split
             .reader
             .searcher()
@@ -331,7 +335,7 @@ fn percentile(function: AggregateFunction) -> Option<f64> {
     }
 }
 
-/// What a series is, read once from its first point.
+/// What a series is and which group it falls in, read once from the split's series table.
 #[derive(Debug, Clone)]
 struct SeriesInfo {
     metric: String,
@@ -342,6 +346,16 @@ struct SeriesInfo {
 }
 
 impl SeriesInfo {
+    fn new(labels: &SeriesLabels, by: &[FieldRef]) -> SeriesInfo {
+        SeriesInfo {
+            metric: labels.metric.clone(),
+            kind: labels.kind.clone(),
+            temporality: labels.temporality.clone(),
+            monotonic: labels.monotonic,
+            group: by.iter().map(|field| group_value(labels, field)).collect(),
+        }
+    }
+
     fn is_counter(&self) -> bool {
         self.kind == "sum" && self.monotonic
     }
@@ -656,10 +670,13 @@ fn histogram_quantile(q: f64, bounds: &[f64], counts: &[f64]) -> Option<f64> {
     bounds.last().copied()
 }
 
-/// Reads the points of matching documents straight from the fast fields.
+/// Reads the points of matching documents straight from the fast fields, and what their
+/// series are from the split's series table.
 struct PointCollector {
-    by: Vec<FieldRef>,
+    by: Arc<[FieldRef]>,
     needs_buckets: bool,
+    /// The split's series, by ordinal.
+    series: Arc<[Arc<SeriesLabels>]>,
 }
 
 struct PointSegmentCollector {
@@ -670,11 +687,8 @@ struct PointSegmentCollector {
     count: Column<u64>,
     sum: Column<f64>,
     buckets: Option<BytesColumn>,
-    metric: Option<StrColumn>,
-    kind: Option<StrColumn>,
-    temporality: Option<StrColumn>,
-    monotonic: Column<bool>,
-    by: Vec<Vec<DynamicColumn>>,
+    labels: Arc<[Arc<SeriesLabels>]>,
+    by: Arc<[FieldRef]>,
     collected: Collected,
     scratch: Vec<u8>,
 }
@@ -689,14 +703,6 @@ impl Collector for PointCollector {
         reader: &SegmentReader,
     ) -> tantivy::Result<PointSegmentCollector> {
         let fast = reader.fast_fields();
-        let mut by = Vec::with_capacity(self.by.len());
-        for field in &self.by {
-            let mut columns = Vec::new();
-            for handle in fast.dynamic_column_handles(&field.to_string())? {
-                columns.push(handle.open()?);
-            }
-            by.push(columns);
-        }
         Ok(PointSegmentCollector {
             series: fast.u64("series")?,
             timestamp: fast.date("timestamp")?,
@@ -709,11 +715,8 @@ impl Collector for PointCollector {
             } else {
                 None
             },
-            metric: fast.str("metric")?,
-            kind: fast.str("kind")?,
-            temporality: fast.str("temporality")?,
-            monotonic: fast.bool("monotonic")?,
-            by,
+            labels: self.series.clone(),
+            by: self.by.clone(),
             collected: Collected::default(),
             scratch: Vec::new(),
         })
@@ -733,30 +736,6 @@ impl Collector for PointCollector {
 }
 
 impl PointSegmentCollector {
-    fn text(column: &Option<StrColumn>, doc: DocId) -> String {
-        let mut text = String::new();
-        if let Some(column) = column
-            && let Some(ord) = column.term_ords(doc).next()
-        {
-            let _ = column.ord_to_str(ord, &mut text);
-        }
-        text
-    }
-
-    fn info(&self, doc: DocId) -> SeriesInfo {
-        SeriesInfo {
-            metric: Self::text(&self.metric, doc),
-            kind: Self::text(&self.kind, doc),
-            temporality: Self::text(&self.temporality, doc),
-            monotonic: self.monotonic.first(doc).unwrap_or(false),
-            group: self
-                .by
-                .iter()
-                .map(|columns| group_value(columns, doc))
-                .collect(),
-        }
-    }
-
     fn buckets(&mut self, doc: DocId) -> Option<(Vec<f64>, Vec<u64>)> {
         let column = self.buckets.as_ref()?;
         let ord = column.term_ords(doc).next()?;
@@ -773,13 +752,18 @@ impl SegmentCollector for PointSegmentCollector {
     type Fruit = Collected;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
-        let Some(id) = self.series.first(doc) else {
+        let Some(labels) = self
+            .series
+            .first(doc)
+            .and_then(|key| self.labels.get(ordinal_of_key(key)))
+        else {
             return;
         };
+        let id = labels.hash;
         let distribution = match self.collected.series.get(&id) {
             Some(series) => series.info.is_distribution(),
             None => {
-                let info = self.info(doc);
+                let info = SeriesInfo::new(labels, &self.by);
                 let distribution = info.is_distribution();
                 self.collected.series.insert(
                     id,
@@ -821,26 +805,18 @@ impl SegmentCollector for PointSegmentCollector {
     }
 }
 
-/// A group-by value as text, whatever type the column holds.
-fn group_value(columns: &[DynamicColumn], doc: DocId) -> String {
-    for column in columns {
-        let text = match column {
-            DynamicColumn::Str(column) => column.term_ords(doc).next().map(|ord| {
-                let mut text = String::new();
-                let _ = column.ord_to_str(ord, &mut text);
-                text
-            }),
-            DynamicColumn::I64(column) => column.first(doc).map(|v| v.to_string()),
-            DynamicColumn::U64(column) => column.first(doc).map(|v| v.to_string()),
-            DynamicColumn::F64(column) => column.first(doc).map(|v| v.to_string()),
-            DynamicColumn::Bool(column) => column.first(doc).map(|v| v.to_string()),
-            _ => None,
-        };
-        if let Some(text) = text {
-            return text;
-        }
+/// A series' value of a group-by field, as text; empty when the series has none.
+fn group_value(labels: &SeriesLabels, field: &FieldRef) -> String {
+    match field {
+        FieldRef::Identity(identity) => labels
+            .identity
+            .get(identity.name())
+            .cloned()
+            .unwrap_or_default(),
+        FieldRef::Metric => labels.metric.clone(),
+        FieldRef::Attribute(path) => labels.attribute_text(path),
+        _ => String::new(),
     }
-    String::new()
 }
 
 #[cfg(test)]

@@ -6,23 +6,24 @@
 //! inverted index (to filter) or in fast fields (to aggregate), and the doc store stays
 //! empty.
 //!
-//! A data point carries the identity fields of its resource (the same names as logs:
-//! `service`, `version`, `generation`, `instance`, ...), the metric's `metric` name,
-//! `unit`, `kind` (`gauge`, `sum`, `histogram`, `exponential_histogram`, `summary`),
-//! `temporality` (`cumulative`, `delta` or empty) and `monotonic`, its attributes under
-//! `attrs` (with the resource's non-identity attributes), and a `series` id: a stable
-//! hash of everything that names the time series, which is what `rate()` follows across
-//! points. Numbers go to fast fields: `value` for gauges and sums; `count`, `sum`, `min`
+//! A data point's document indexes the identity fields of its resource (the same names
+//! as logs: `service`, `version`, `generation`, `instance`, ...), the metric's `metric`
+//! name, `unit` and `kind` (`gauge`, `sum`, `histogram`, `exponential_histogram`,
+//! `summary`), and its attributes under `attrs` (with the resource's non-identity
+//! attributes), so filters find it; empty identity values are not written at all. None of
+//! these is a column: they are the same for every point of a series, so they are kept
+//! once per series in the split's series table ([`super::series`]), with the series'
+//! temporality, monotonicity and scope, and the document's `series` column names its
+//! series there. The table also keeps each series' stable hash of everything that names
+//! it, which is what `rate()` follows across splits. Numbers go to fast fields:
+//! `timestamp` and `start_timestamp`; `value` for gauges and sums; `count`, `sum`, `min`
 //! and `max` for histograms and summaries; the buckets or quantiles, which only make sense
 //! together, are one `buckets` bytes field (see [`Buckets`]).
 //!
 //! Points are stored in series order: every segment is sorted by `series`, so a series'
-//! points sit together (in the order they arrived, which is nearly time order): postings
-//! become runs of consecutive documents and a query finds each series' points together.
-//! Only what the
-//! language filters on is indexed (identity fields, `metric`, `attrs`); `timestamp` ranges
-//! run on its column, and `unit`, `kind`, `temporality`, `scope` and `monotonic` are
-//! columns only. Empty identity values are not written at all.
+//! points sit together in the order they arrived, which is time order: postings become
+//! runs of consecutive documents, timestamps and values near-straight runs, and a query
+//! finds each series' points together. `timestamp` ranges run on its column.
 //!
 //! # What is rejected
 //! A data point that could poison an aggregate is refused, counted in the export's
@@ -50,14 +51,16 @@ use tantivy::schema::{
 use tantivy::{DateTime, IndexSettings, IndexSortByField, Order, TantivyDocument};
 
 use super::schema::{
-    DocumentIdentity, IDENTITY_FIELDS, any_value_to_owned, positive_nanos, split_index_settings,
+    DocumentIdentity, IDENTITY_FIELDS, any_value_to_json, any_value_to_owned, positive_nanos,
+    split_index_settings,
 };
+use super::series::{SeriesLabels, SeriesWriter};
 
 /// `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
 const NO_RECORDED_VALUE: u32 = 1;
 /// How many rejection reasons an export answer lists.
 const MAX_REASONS: usize = 3;
-/// The series id field, which metric splits are sorted by.
+/// The series key field, which metric splits are sorted by.
 const SERIES_FIELD: &str = "series";
 
 /// The metric schema with its fields resolved once.
@@ -70,9 +73,6 @@ pub struct MetricSchema {
     pub metric: Field,
     pub unit: Field,
     pub kind: Field,
-    pub temporality: Field,
-    pub monotonic: Field,
-    pub scope: Field,
     pub attrs: Field,
     pub series: Field,
     pub value: Field,
@@ -100,21 +100,16 @@ impl MetricSchema {
         );
         let fast_i64 = NumericOptions::default().set_fast();
         let start_timestamp = builder.add_i64_field("start_timestamp", fast_i64.clone());
-        let keyword = keyword_options();
+        let keyword = TextOptions::default().set_indexing_options(raw_indexing());
         let identity =
             IDENTITY_FIELDS.map(|(name, _)| builder.add_text_field(name, keyword.clone()));
-        let metric = builder.add_text_field("metric", keyword);
-        let column = TextOptions::default().set_fast("raw");
-        let unit = builder.add_text_field("unit", column.clone());
-        let kind = builder.add_text_field("kind", column.clone());
-        let temporality = builder.add_text_field("temporality", column.clone());
-        let monotonic = builder.add_bool_field("monotonic", NumericOptions::default().set_fast());
-        let scope = builder.add_text_field("scope", column);
+        let metric = builder.add_text_field("metric", keyword.clone());
+        let unit = builder.add_text_field("unit", keyword.clone());
+        let kind = builder.add_text_field("kind", keyword);
         let attrs = builder.add_json_field(
             "attrs",
             JsonObjectOptions::default()
                 .set_indexing_options(raw_indexing())
-                .set_fast("raw")
                 .set_expand_dots_enabled(),
         );
         let series = builder.add_u64_field(SERIES_FIELD, NumericOptions::default().set_fast());
@@ -133,9 +128,6 @@ impl MetricSchema {
             metric,
             unit,
             kind,
-            temporality,
-            monotonic,
-            scope,
             attrs,
             series,
             value,
@@ -163,10 +155,14 @@ impl MetricSchema {
     }
 
     /// Maps one OTLP request to documents, skipping the points [`check_request`] rejects.
+    ///
+    /// Each point's `series` column holds its key in `series`, the split's table, where a
+    /// series met for the first time is added with its labels.
     pub fn documents_from_request(
         &self,
         request: &ExportMetricsServiceRequest,
         received_at_nanos: i64,
+        series: &mut SeriesWriter<'_>,
         mut emit: impl FnMut(TantivyDocument, &MetricFacts<'_, '_>),
     ) {
         for_each_point(request, |point| {
@@ -187,11 +183,10 @@ impl MetricSchema {
                 }
             }
             doc.add_text(self.metric, point.metric.name.as_str());
-            doc.add_text(self.unit, point.metric.unit.as_str());
+            if !point.metric.unit.is_empty() {
+                doc.add_text(self.unit, point.metric.unit.as_str());
+            }
             doc.add_text(self.kind, point.kind.name());
-            doc.add_text(self.temporality, point.temporality);
-            doc.add_bool(self.monotonic, point.monotonic);
-            doc.add_text(self.scope, point.scope);
             let mut attributes = BTreeMap::new();
             for kv in point
                 .extra_resource_attributes
@@ -205,7 +200,8 @@ impl MetricSchema {
             if !attributes.is_empty() {
                 doc.add_object(self.attrs, attributes);
             }
-            doc.add_u64(self.series, series_id(&point));
+            let key = series.key(series_id(&point), timestamp, || series_labels(&point));
+            doc.add_u64(self.series, key);
             match point.data {
                 PointData::Number(number) => {
                     if let Some(value) = number_value(number) {
@@ -649,6 +645,31 @@ fn add_optional(doc: &mut TantivyDocument, field: Field, value: Option<f64>) {
     }
 }
 
+/// What a point's series is, for the split's series table; its hash is set by the table.
+fn series_labels(point: &Point<'_>) -> SeriesLabels {
+    SeriesLabels {
+        hash: 0,
+        metric: point.metric.name.clone(),
+        unit: point.metric.unit.clone(),
+        kind: point.kind.name().to_string(),
+        temporality: point.temporality.to_string(),
+        monotonic: point.monotonic,
+        scope: point.scope.to_string(),
+        identity: IDENTITY_FIELDS
+            .iter()
+            .zip(point.identity.values.iter())
+            .filter(|(_, value)| !value.is_empty())
+            .map(|((name, _), value)| (name.to_string(), value.to_string()))
+            .collect(),
+        attributes: point
+            .extra_resource_attributes
+            .iter()
+            .chain(point.data.attributes())
+            .filter_map(|kv| Some((kv.key.clone(), any_value_to_json(kv.value.as_ref()?))))
+            .collect(),
+    }
+}
+
 /// A stable id of a point's time series: FNV-1a over the metric name, kind, identity and
 /// attributes (sorted by key). Stable across restarts and versions of the server, as it
 /// is compared across splits.
@@ -861,12 +882,6 @@ pub fn count_data_points(request: &ExportMetricsServiceRequest) -> usize {
     count
 }
 
-fn keyword_options() -> TextOptions {
-    TextOptions::default()
-        .set_indexing_options(raw_indexing())
-        .set_fast("raw")
-}
-
 fn raw_indexing() -> TextFieldIndexing {
     TextFieldIndexing::default()
         .set_tokenizer("raw")
@@ -884,6 +899,7 @@ mod tests {
     use epitaph_proto::resource::v1::Resource;
 
     use super::*;
+    use crate::index::series::SeriesTable;
 
     fn attribute(key: &str, value: &str) -> KeyValue {
         KeyValue {
@@ -1019,7 +1035,10 @@ mod tests {
 
         let schema = MetricSchema::new();
         let mut names = Vec::new();
-        schema.documents_from_request(&bad, 7, |_, facts| names.push(facts.metric.to_string()));
+        let table = SeriesTable::default();
+        schema.documents_from_request(&bad, 7, &mut table.writer(), |_, facts| {
+            names.push(facts.metric.to_string())
+        });
         assert_eq!(names, ["ok.gauge", "ok.counter", "ok.histogram"]);
     }
 
@@ -1039,6 +1058,7 @@ mod tests {
 
     #[test]
     fn series_ids_follow_attributes_not_values_or_their_order() {
+        let table = SeriesTable::default();
         let point_with = |attributes: Vec<KeyValue>, value: f64| {
             let request = request(vec![metric(
                 "m",
@@ -1048,7 +1068,7 @@ mod tests {
             )]);
             let mut id = 0;
             let schema = MetricSchema::new();
-            schema.documents_from_request(&request, 0, |doc, _| {
+            schema.documents_from_request(&request, 0, &mut table.writer(), |doc, _| {
                 id = doc
                     .get_first(schema.series)
                     .and_then(|v| tantivy::schema::Value::as_u64(&v))
@@ -1059,8 +1079,15 @@ mod tests {
         let a = point_with(vec![attribute("x", "1"), attribute("y", "2")], 1.0);
         let b = point_with(vec![attribute("y", "2"), attribute("x", "1")], 99.0);
         let c = point_with(vec![attribute("x", "1"), attribute("y", "3")], 1.0);
-        assert_eq!(a, b);
-        assert_ne!(a, c);
+        // Ordinals in the split's table, handed out in order of first appearance.
+        let ordinals = [a, b, c].map(crate::index::series::ordinal_of_key);
+        assert_eq!(ordinals, [0, 0, 1]);
+        let series = table.snapshot();
+        assert_eq!(series.len(), 2);
+        assert_ne!(series[0].hash, series[1].hash);
+        assert_eq!(series[0].metric, "m");
+        assert_eq!(series[0].attribute_text("x"), "1");
+        assert_eq!(series[1].attribute_text("y"), "3");
     }
 
     #[test]

@@ -8,4 +8,5 @@ pub mod metric_query;
 pub mod metric_schema;
 pub mod schema;
 pub mod search;
+pub mod series;
 pub mod split;

@@ -23,6 +23,7 @@ use tantivy::IndexSettings;
 use tantivy::schema::Schema;
 
 use super::schema::DocumentIdentity;
+use super::series::SeriesTable;
 
 pub const SEALED_METADATA_FILE: &str = "split.json";
 
@@ -53,6 +54,10 @@ pub struct SplitMetadata {
     /// In a metric split, the metric names it holds; empty in log splits.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub metrics: BTreeSet<String>,
+    /// In a metric split, what each series is, by the ordinal its points carry in their
+    /// `series` column; empty in log splits.
+    #[serde(default, skip_serializing_if = "SeriesTable::is_empty")]
+    pub series: SeriesTable,
 }
 
 impl SplitMetadata {
@@ -259,15 +264,29 @@ impl OpenSplit {
 
     /// Commits, waits for merges, and writes `split.json`: from then on the split never
     /// changes.
+    ///
+    /// A sorted split (metrics, sorted by series) is first merged into one segment: only
+    /// then does its order run through the whole split, one run per series, which is what
+    /// lets its columns and postings pack small. Log splits keep their segments.
     pub fn seal(mut self, sealed_at_nanos: i64) -> anyhow::Result<SealedSplit> {
         self.pending.sealed_at_nanos = Some(sealed_at_nanos);
         self.commit()?;
         self.writer
             .wait_merging_threads()
             .context("waiting for split merges")?;
+        if self.index.settings().sort_by_field.is_some() {
+            merge_into_one_segment(&self.index)?;
+        }
         let mut metadata = self.committed;
         metadata.disk_bytes = directory_bytes(&self.directory)?;
         write_sealed_metadata(&self.directory, &metadata)?;
+        if !metadata.series.is_empty() {
+            // `split.json` holds the series table now; the copy in the commit payload is
+            // no longer read, and is as large.
+            commit_payload(&self.index, SEALED_PAYLOAD)?;
+            metadata.disk_bytes = directory_bytes(&self.directory)?;
+            write_sealed_metadata(&self.directory, &metadata)?;
+        }
         let reader = self
             .index
             .reader_builder()
@@ -280,6 +299,50 @@ impl OpenSplit {
             metadata,
         })
     }
+}
+
+/// Merges every segment of `index` into one, keeping the last commit's payload.
+fn merge_into_one_segment(index: &Index) -> anyhow::Result<()> {
+    let segments = index
+        .searchable_segment_ids()
+        .context("listing split segments")?;
+    if segments.len() < 2 {
+        return Ok(());
+    }
+    let mut writer: IndexWriter = index
+        .writer_with_num_threads(1, 15_000_000)
+        .context("opening split writer to merge")?;
+    writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+    writer
+        .merge(&segments)
+        .wait()
+        .context("merging split segments")?;
+    writer
+        .garbage_collect_files()
+        .wait()
+        .context("removing merged segment files")?;
+    writer
+        .wait_merging_threads()
+        .context("waiting for split merge")?;
+    Ok(())
+}
+
+/// The commit payload of a sealed split whose metadata is only in `split.json`.
+const SEALED_PAYLOAD: &str = "{\"sealed\":\"see split.json\"}";
+
+/// Commits `payload` to `index` with no other change.
+fn commit_payload(index: &Index, payload: &str) -> anyhow::Result<()> {
+    let mut writer: IndexWriter = index
+        .writer_with_num_threads(1, 15_000_000)
+        .context("opening split writer")?;
+    writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+    let mut prepared = writer.prepare_commit().context("preparing split commit")?;
+    prepared.set_payload(payload);
+    prepared.commit().context("committing split")?;
+    writer
+        .wait_merging_threads()
+        .context("closing split writer")?;
+    Ok(())
 }
 
 /// A sealed, immutable split.
@@ -320,7 +383,7 @@ pub fn read_sealed_metadata(directory: &Path) -> anyhow::Result<Option<SplitMeta
 }
 
 fn write_sealed_metadata(directory: &Path, metadata: &SplitMetadata) -> anyhow::Result<()> {
-    let bytes = serde_json::to_vec_pretty(metadata)?;
+    let bytes = serde_json::to_vec(metadata)?;
     crate::fsutil::write_atomically(&directory.join(SEALED_METADATA_FILE), &bytes)
 }
 
