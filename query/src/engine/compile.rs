@@ -415,12 +415,11 @@ impl Compiler<'_, '_> {
             FieldKind::Time => {
                 let lower = self.time_bound(lower)?;
                 let upper = self.time_bound(upper)?;
-                let to_term = |nanos: &i64| {
-                    Term::from_field_date(field, DateTime::from_timestamp_nanos(*nanos))
-                };
-                Ok(Box::new(RangeQuery::new(
-                    std_map_bound(&lower, to_term),
-                    std_map_bound(&upper, to_term),
+                Ok(Box::new(time_range_query(
+                    self.schema(),
+                    field,
+                    &lower,
+                    &upper,
                 )))
             }
             FieldKind::Json => {
@@ -596,6 +595,37 @@ fn map_bound(bound: &Bound, to_term: impl Fn(&Value) -> Term) -> RangeBound<Term
         Bound::Excluded(value) => RangeBound::Excluded(to_term(value)),
         Bound::Unbounded => RangeBound::Unbounded,
     }
+}
+
+/// A range over a time column given in Unix nanoseconds. A date column holds nanoseconds;
+/// an `i64` column holds milliseconds (metric points' time), and the bounds are rounded
+/// so that a point is in the range exactly when its millisecond, as nanoseconds, is.
+pub fn time_range_query(
+    schema: &Schema,
+    field: Field,
+    lower: &RangeBound<i64>,
+    upper: &RangeBound<i64>,
+) -> RangeQuery {
+    const NANOS_PER_MILLI: i64 = 1_000_000;
+    if schema.get_field_entry(field).field_type().value_type() == tantivy::schema::Type::I64 {
+        let floor = |nanos: i64| nanos.div_euclid(NANOS_PER_MILLI);
+        let ceil = |nanos: i64| -(-nanos).div_euclid(NANOS_PER_MILLI);
+        let term = |millis: i64| Term::from_field_i64(field, millis);
+        let lower = match *lower {
+            RangeBound::Included(nanos) => RangeBound::Included(term(ceil(nanos))),
+            RangeBound::Excluded(nanos) => RangeBound::Excluded(term(floor(nanos))),
+            RangeBound::Unbounded => RangeBound::Unbounded,
+        };
+        let upper = match *upper {
+            RangeBound::Included(nanos) => RangeBound::Included(term(floor(nanos))),
+            RangeBound::Excluded(nanos) => RangeBound::Excluded(term(ceil(nanos))),
+            RangeBound::Unbounded => RangeBound::Unbounded,
+        };
+        return RangeQuery::new(lower, upper);
+    }
+    let to_term =
+        |nanos: &i64| Term::from_field_date(field, DateTime::from_timestamp_nanos(*nanos));
+    RangeQuery::new(std_map_bound(lower, to_term), std_map_bound(upper, to_term))
 }
 
 fn std_map_bound<T>(bound: &RangeBound<T>, to_term: impl Fn(&T) -> Term) -> RangeBound<Term> {

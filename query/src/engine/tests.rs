@@ -538,3 +538,43 @@ mod pruning {
         assert_eq!(range.end_nanos, None);
     }
 }
+
+#[test]
+fn time_ranges_over_a_millisecond_column_round_to_whole_milliseconds() {
+    use std::ops::Bound as RangeBound;
+    let mut builder = Schema::builder();
+    let timestamp = builder.add_i64_field(
+        "timestamp",
+        tantivy::schema::NumericOptions::default().set_fast(),
+    );
+    let schema = builder.build();
+    let index = Index::create_in_ram(schema.clone());
+    let mut writer = index.writer_with_num_threads(1, 15_000_000).unwrap();
+    for millis in [1_i64, 2, 3] {
+        let mut doc = TantivyDocument::new();
+        doc.add_i64(timestamp, millis);
+        writer.add_document(doc).unwrap();
+    }
+    writer.commit().unwrap();
+    let searcher = index.reader().unwrap().searcher();
+    let millis_in = |lower: RangeBound<i64>, upper: RangeBound<i64>| -> Vec<i64> {
+        let query = time_range_query(&schema, timestamp, &lower, &upper);
+        let mut found: Vec<i64> = searcher
+            .search(&query, &DocSetCollector)
+            .unwrap()
+            .into_iter()
+            .map(|address| address.doc_id as i64 + 1)
+            .collect();
+        found.sort();
+        found
+    };
+    const MS: i64 = 1_000_000;
+    use RangeBound::{Excluded, Included, Unbounded};
+    assert_eq!(millis_in(Included(MS + 1), Unbounded), [2, 3]);
+    assert_eq!(millis_in(Included(2 * MS), Included(2 * MS)), [2]);
+    assert_eq!(millis_in(Excluded(2 * MS), Unbounded), [3]);
+    assert_eq!(millis_in(Excluded(2 * MS - 1), Unbounded), [2, 3]);
+    assert_eq!(millis_in(Unbounded, Included(3 * MS - 1)), [1, 2]);
+    assert_eq!(millis_in(Unbounded, Excluded(2 * MS)), [1]);
+    assert_eq!(millis_in(Unbounded, Excluded(2 * MS + 1)), [1, 2]);
+}

@@ -16,13 +16,14 @@
 use epitaph_query::engine::aggregate::{AggregateError, Cell, plan_aggregation};
 use epitaph_query::engine::facets::plan_facets;
 use epitaph_query::engine::patterns::{PatternPlan, plan_patterns};
+use epitaph_query::engine::time_range_query;
 use serde::Serialize;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery};
-use tantivy::schema::{Term, Value};
+use tantivy::query::{BooleanQuery, Occur, Query};
+use tantivy::schema::Value;
 use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument};
 
 use super::catalog::SplitCatalog;
@@ -527,15 +528,13 @@ pub(crate) fn within(
     if start_nanos.is_none() && end_nanos.is_none() {
         return Ok(query);
     }
-    let timestamp = parser.schema().get_field("timestamp")?;
+    let schema = parser.schema();
+    let timestamp = schema.get_field("timestamp")?;
     let bound = |nanos: Option<i64>| match nanos {
-        Some(nanos) => std::ops::Bound::Included(Term::from_field_date(
-            timestamp,
-            DateTime::from_timestamp_nanos(nanos),
-        )),
+        Some(nanos) => std::ops::Bound::Included(nanos),
         None => std::ops::Bound::Unbounded,
     };
-    let range = RangeQuery::new(bound(start_nanos), bound(end_nanos));
+    let range = time_range_query(schema, timestamp, &bound(start_nanos), &bound(end_nanos));
     Ok(Box::new(BooleanQuery::new(vec![
         (Occur::Must, query),
         (Occur::Must, Box::new(range)),

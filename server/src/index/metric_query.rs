@@ -681,7 +681,8 @@ struct PointCollector {
 
 struct PointSegmentCollector {
     series: Column<u64>,
-    timestamp: Column<tantivy::DateTime>,
+    /// Unix milliseconds.
+    timestamp: Column<i64>,
     start: Column<i64>,
     value: Column<f64>,
     count: Column<u64>,
@@ -705,7 +706,7 @@ impl Collector for PointCollector {
         let fast = reader.fast_fields();
         Ok(PointSegmentCollector {
             series: fast.u64("series")?,
-            timestamp: fast.date("timestamp")?,
+            timestamp: fast.i64("timestamp")?,
             start: fast.i64("start_timestamp")?,
             value: fast.f64("value")?,
             count: fast.u64("count")?,
@@ -780,7 +781,7 @@ impl SegmentCollector for PointSegmentCollector {
             timestamp: self
                 .timestamp
                 .first(doc)
-                .map_or(0, |t| t.into_timestamp_nanos()),
+                .map_or(0, |millis| millis.saturating_mul(1_000_000)),
             start: self.start.first(doc).unwrap_or(0),
             value: if distribution {
                 None
