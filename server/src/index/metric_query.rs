@@ -685,6 +685,7 @@ struct PointSegmentCollector {
     timestamp: Column<i64>,
     start: Column<i64>,
     value: Column<f64>,
+    value_int: Column<i64>,
     count: Column<u64>,
     sum: Column<f64>,
     buckets: Option<BytesColumn>,
@@ -709,6 +710,7 @@ impl Collector for PointCollector {
             timestamp: fast.i64("timestamp")?,
             start: fast.i64("start_timestamp")?,
             value: fast.f64("value")?,
+            value_int: fast.i64("value_int")?,
             count: fast.u64("count")?,
             sum: fast.f64("sum")?,
             buckets: if self.needs_buckets {
@@ -786,7 +788,10 @@ impl SegmentCollector for PointSegmentCollector {
             value: if distribution {
                 None
             } else {
-                self.value.first(doc)
+                match self.value_int.first(doc) {
+                    Some(value) => Some(value as f64),
+                    None => self.value.first(doc),
+                }
             },
             distribution: distribution.then(|| {
                 Box::new(DistributionPoint {

@@ -17,7 +17,8 @@
 //! series there. The table also keeps each series' stable hash of everything that names
 //! it, which is what `rate()` follows across splits. Numbers go to fast fields:
 //! `timestamp` in Unix milliseconds (as Prometheus keeps samples; see below) and
-//! `start_timestamp` in nanoseconds; `value` for gauges and sums; `count`, `sum`, `min`
+//! `start_timestamp` in nanoseconds; `value` for gauges and sums, or `value_int` when
+//! the point's value is an integer (`as_int`: most counters); `count`, `sum`, `min`
 //! and `max` for histograms and summaries; the buckets or quantiles, which only make sense
 //! together, are one `buckets` bytes field (see [`Buckets`]).
 //!
@@ -31,6 +32,8 @@
 //! line's slope must stay under 2³² per value. A point every 30 s is a step of 3·10¹⁰ in
 //! nanoseconds, past that, so a nanosecond column fell back to 27 bits per point over a
 //! day; in milliseconds the step is 30,000 and a series' times pack to their jitter.
+//! Integer values have their own column for the same reason: as an f64, one unit of a
+//! counter near 2²² is a step of 2³⁰ in the bits the column packs.
 //!
 //! # What is rejected
 //! A data point that could poison an aggregate is refused, counted in the export's
@@ -84,6 +87,7 @@ pub struct MetricSchema {
     pub attrs: Field,
     pub series: Field,
     pub value: Field,
+    pub value_int: Field,
     pub count: Field,
     pub sum: Field,
     pub min: Field,
@@ -118,6 +122,7 @@ impl MetricSchema {
         let series = builder.add_u64_field(SERIES_FIELD, NumericOptions::default().set_fast());
         let fast_f64 = NumericOptions::default().set_fast();
         let value = builder.add_f64_field("value", fast_f64.clone());
+        let value_int = builder.add_i64_field("value_int", fast_i64.clone());
         let count = builder.add_u64_field("count", NumericOptions::default().set_fast());
         let sum = builder.add_f64_field("sum", fast_f64.clone());
         let min = builder.add_f64_field("min", fast_f64.clone());
@@ -134,6 +139,7 @@ impl MetricSchema {
             attrs,
             series,
             value,
+            value_int,
             count,
             sum,
             min,
@@ -206,11 +212,15 @@ impl MetricSchema {
             let key = series.key(series_id(&point), timestamp, || series_labels(&point));
             doc.add_u64(self.series, key);
             match point.data {
-                PointData::Number(number) => {
-                    if let Some(value) = number_value(number) {
-                        doc.add_f64(self.value, value);
+                PointData::Number(number) => match number.value {
+                    Some(number_data_point::Value::AsInt(value)) => {
+                        doc.add_i64(self.value_int, value)
                     }
-                }
+                    Some(number_data_point::Value::AsDouble(value)) => {
+                        doc.add_f64(self.value, value)
+                    }
+                    None => {}
+                },
                 PointData::Histogram(histogram) => {
                     doc.add_u64(self.count, histogram.count);
                     if let Some(sum) = histogram.sum {
