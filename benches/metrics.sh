@@ -6,8 +6,9 @@
 #   2. starts VictoriaMetrics and epitaph-server on loopback, each in a temp dir;
 #   3. sends the same day of a request counter (1,000 series, see metrics-load) to
 #      Epitaph over OTLP/gRPC, waits until every sample is queryable and every metric
-#      split is sealed (`--split-window`, default 10s: sealed = committed, merges waited
-#      for, split.json written);
+#      split is sealed (`--split-window`, default 10s, given to the server as
+#      `--metric-split-window`: sealed = committed, merges waited for, split.json
+#      written);
 #   4. then to VictoriaMetrics over /api/v1/import, waits until every sample is
 #      queryable, then /internal/force_flush, /internal/force_merge and waits until no
 #      merge is running and the storage dir stops changing;
@@ -165,7 +166,7 @@ start_victoria() {
 start_epitaph() {
     mkdir -p "$WORK/epitaph"
     "$BIN/epitaph-server" --data-dir "$WORK/epitaph" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
-        --split-window "$SPLIT_WINDOW" >"$WORK/server.out" 2>"$WORK/server.log" &
+        --metric-split-window "$SPLIT_WINDOW" >"$WORK/server.out" 2>"$WORK/server.log" &
     SERVER_PID=$!
     GRPC_ADDR=""
     HTTP_ADDR=""

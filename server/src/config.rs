@@ -50,6 +50,9 @@ pub struct Flags {
     /// Ingest time after which the open split is sealed and a new one begins [default: 10m]
     #[arg(long, env = "EPITAPH_SPLIT_WINDOW", value_parser = humantime::parse_duration)]
     pub split_window: Option<Duration>,
+    /// Ingest time after which the open metric split is sealed [default: 1h]
+    #[arg(long, env = "EPITAPH_METRIC_SPLIT_WINDOW", value_parser = humantime::parse_duration)]
+    pub metric_split_window: Option<Duration>,
     /// Wall time one API query may take before it is stopped with a 503 [default: 30s]
     #[arg(long, env = "EPITAPH_QUERY_TIME_LIMIT", value_parser = humantime::parse_duration)]
     pub query_time_limit: Option<Duration>,
@@ -71,6 +74,11 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub split_window: Duration,
+    /// The split window of metric splits. Longer than the logs' because a metric split
+    /// keeps each series' labels once and its points as runs: the more points a series
+    /// has in one split, the less each costs (see `index::series`).
+    #[serde(with = "humantime_serde")]
+    pub metric_split_window: Duration,
     pub auth_token_file: Option<PathBuf>,
     /// A split is sealed once it holds this many documents, whatever its age.
     pub split_max_docs: u64,
@@ -113,6 +121,7 @@ impl Default for ServerConfig {
             lost_after: Duration::from_secs(60),
             max_request_bytes: 16 * 1024 * 1024,
             split_window: Duration::from_secs(600),
+            metric_split_window: Duration::from_secs(3600),
             auth_token_file: None,
             split_max_docs: 10_000_000,
             wal_segment_bytes: 64 * 1024 * 1024,
@@ -159,6 +168,9 @@ impl ServerConfig {
         }
         if let Some(v) = flags.split_window {
             config.split_window = v;
+        }
+        if let Some(v) = flags.metric_split_window {
+            config.metric_split_window = v;
         }
         if let Some(v) = flags.auth_token_file {
             config.auth_token_file = Some(v);

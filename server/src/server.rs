@@ -214,6 +214,7 @@ fn recover(
         data_dir: config.data_dir.clone(),
         commit_interval: config.commit_interval,
         split_window: config.split_window,
+        metric_split_window: config.metric_split_window,
         split_max_docs: config.split_max_docs,
         threads: config.indexer_threads,
         memory_bytes: config.indexer_memory_bytes,

@@ -261,7 +261,7 @@ fn a_sealed_metric_split_is_one_segment_with_its_series_and_answers_the_same_aft
     // seal merges into one.
     let mut server = Server::start(
         &data_dir,
-        &["--split-window", "3s", "--commit-interval", "200ms"],
+        &["--metric-split-window", "3s", "--commit-interval", "200ms"],
     );
     let client = OtlpClient::connect(&server.grpc_url());
     let service = unique_token("seal");

@@ -90,6 +90,7 @@ pub struct IndexerSettings {
     pub data_dir: PathBuf,
     pub commit_interval: Duration,
     pub split_window: Duration,
+    pub metric_split_window: Duration,
     pub split_max_docs: u64,
     pub threads: usize,
     pub memory_bytes: usize,
@@ -103,6 +104,8 @@ struct SplitSet {
     index_settings: tantivy::IndexSettings,
     open: Option<OpenSplit>,
     open_since: Instant,
+    /// Ingest time after which the open split is sealed.
+    window: Duration,
     catalog: Arc<SplitCatalog>,
     /// Every record of this kind up to this LSN is in a split (committed or pending).
     indexed_lsn: u64,
@@ -115,6 +118,7 @@ impl SplitSet {
         directory: PathBuf,
         schema: tantivy::schema::Schema,
         index_settings: tantivy::IndexSettings,
+        window: Duration,
         catalog: Arc<SplitCatalog>,
         settings: &IndexerSettings,
     ) -> anyhow::Result<SplitSet> {
@@ -174,6 +178,7 @@ impl SplitSet {
             index_settings,
             open,
             open_since: Instant::now(),
+            window,
             catalog,
             indexed_lsn,
         })
@@ -217,7 +222,7 @@ impl SplitSet {
 
     /// Seals the open split once its window is over or it is full.
     fn seal_if_due(&mut self, settings: &IndexerSettings) -> anyhow::Result<()> {
-        let window_over = self.open_since.elapsed() >= settings.split_window;
+        let window_over = self.open_since.elapsed() >= self.window;
         let full = self
             .open
             .as_ref()
@@ -278,6 +283,7 @@ impl Indexer {
             splits_dir(&settings.data_dir),
             schema.schema(),
             split_index_settings(),
+            settings.split_window,
             catalog,
             &settings,
         )?;
@@ -285,6 +291,7 @@ impl Indexer {
             metric_splits_dir(&settings.data_dir),
             metric_schema.schema(),
             MetricSchema::index_settings(),
+            settings.metric_split_window,
             metric_catalog,
             &settings,
         )?;
