@@ -3,18 +3,19 @@
 //!
 //! A metric point's document carries, in its `series` column, the ordinal of its series
 //! in the split's [`SeriesTable`] (0 for the first series the split received, 1 for the
-//! next, and so on) and the point's time (see [`SeriesWriter::key`]). The table keeps, per ordinal, the series' stable hash (which joins a
-//! series across splits), its metric name, unit, kind, temporality and monotonicity, its
-//! identity values and its attributes: everything a query groups by or needs to know to
-//! aggregate the series correctly. Documents still index their identity fields, metric
-//! name, kind, unit and attributes, so filters match points as before; only the columns
-//! that would repeat one value per point are gone.
+//! next, and so on) and the point's time (see [`SeriesWriter::key`]). The table keeps,
+//! per ordinal, the series' stable hash (which joins a series across splits), its metric
+//! name, unit, kind, temporality and monotonicity, its identity values and its
+//! attributes: everything a query groups by or needs to know to aggregate the series
+//! correctly. Documents still index their identity fields, metric name, kind, unit and
+//! attributes, so filters match points as before; only the columns that would repeat one
+//! value per point are gone.
 //!
-//! Dense ordinals are what make metric splits small: the split is sorted by `series`, and
-//! a column of small ordinals that step by one at each series boundary packs into almost
-//! nothing, where a 64-bit hash needed 64 bits at every boundary. Series that arrive
-//! together (an instance's series, in one export) get neighbouring ordinals, so postings
-//! of identity fields become long runs too.
+//! Dense ordinals are what make metric splits small: the split is sorted by `series`, so
+//! the key column climbs by one second per point inside a series and steps by about 2¹⁸
+//! between series, where a 64-bit hash needed 64 bits at every series boundary. Series
+//! that arrive together (an instance's series, in one export) get neighbouring ordinals,
+//! so postings of identity fields become long runs too.
 //!
 //! The table travels with the split's metadata: inside every commit payload while the
 //! split is open (so the table and the documents that use it are committed together) and
@@ -136,7 +137,7 @@ impl SeriesTable {
         self.len() == 0
     }
 
-    /// Holds the table for a run of [`SeriesWriter::ordinal`] calls (one export).
+    /// Holds the table for a run of [`SeriesWriter::key`] calls (one export).
     pub fn writer(&self) -> SeriesWriter<'_> {
         SeriesWriter {
             table: self.table.write().expect("series table lock poisoned"),
@@ -190,7 +191,7 @@ impl<'de> Deserialize<'de> for SeriesTable {
     }
 }
 
-/// Hands out ordinals while holding the table.
+/// Hands out keys while holding the table.
 pub struct SeriesWriter<'t> {
     table: RwLockWriteGuard<'t, Table>,
 }
