@@ -147,6 +147,17 @@ fn bad_points_are_refused_with_a_partial_success_and_never_stored() {
         "{}",
         answer.body
     );
+    // `value` filters compare the point's value, here sent as a double.
+    let count_with = |filter: &str| {
+        let query = format!("metric:good.gauge service:{service} {filter} | stats count()");
+        let answer = server.get("/api/v1/aggregate", &[("q", &query)]);
+        assert_eq!(answer.status, 200, "{query}: {}", answer.body);
+        answer.json()["rows"][0][0].as_i64().unwrap_or(0)
+    };
+    assert_eq!(count_with("value:>0.5"), 1);
+    assert_eq!(count_with("value:1"), 1);
+    assert_eq!(count_with("value:*"), 1);
+    assert_eq!(count_with("value:<1"), 0);
     assert_eq!(server.get("/readyz", &[]).status, 200);
 }
 
@@ -335,6 +346,17 @@ fn a_sealed_metric_split_is_one_segment_with_its_series_and_answers_the_same_aft
         assert!(!meta.contains("seal.requests"), "{meta}");
     }
     assert_eq!(answer(&server), expected);
+    // `value` filters compare the point's value, here sent as an integer.
+    let count_with = |filter: &str| {
+        let query = format!("metric:seal.requests service:{service} {filter} | stats count()");
+        let answer = server.get("/api/v1/aggregate", &[("q", &query)]);
+        assert_eq!(answer.status, 200, "{query}: {}", answer.body);
+        answer.json()["rows"][0][0].as_i64().unwrap_or(0)
+    };
+    assert_eq!(count_with("value:>=40"), 4);
+    assert_eq!(count_with("value:[3 TO 10]"), 3);
+    assert_eq!(count_with("value:>2.5 AND value:<3.5"), 1);
+    assert_eq!(count_with("value:*"), 9);
 
     server.kill9();
     server.restart();

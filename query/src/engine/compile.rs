@@ -333,6 +333,19 @@ impl Compiler<'_, '_> {
     fn exists(&mut self, field_ref: &FieldRef, span: &Span) -> Result<Box<dyn Query>, QueryError> {
         let field = self.field(field_ref, span)?;
         match field_ref.kind() {
+            // A metric point's value is in one of two columns.
+            FieldKind::Number
+                if *field_ref == FieldRef::Value
+                    && self.schema().get_field(INTEGER_VALUE_FIELD).is_ok() =>
+            {
+                let exists = |name: &str| -> Box<dyn Query> {
+                    Box::new(ExistsQuery::new(name.to_string(), false))
+                };
+                Ok(Box::new(BooleanQuery::new(vec![
+                    (Occur::Should, exists(self.schema().get_field_name(field))),
+                    (Occur::Should, exists(INTEGER_VALUE_FIELD)),
+                ])))
+            }
             // Every line has a severity and a timestamp; their fast columns say so.
             FieldKind::Number | FieldKind::Time => Ok(Box::new(ExistsQuery::new(
                 self.schema().get_field_name(field).to_string(),
@@ -380,6 +393,9 @@ impl Compiler<'_, '_> {
                     map_bound(lower, to_term),
                     map_bound(upper, to_term),
                 )))
+            }
+            FieldKind::Number if *field_ref == FieldRef::Value => {
+                self.value_range(field, lower, upper)
             }
             FieldKind::Number => {
                 let lower = integer_bound(lower, field_ref)?;
@@ -445,54 +461,20 @@ impl Compiler<'_, '_> {
         lower: &Bound,
         upper: &Bound,
     ) -> Result<Box<dyn Query>, QueryError> {
-        let number = |bound: &Bound| -> Result<RangeBound<f64>, QueryError> {
-            let value = match bound {
-                Bound::Unbounded => return Ok(RangeBound::Unbounded),
-                Bound::Included(value) | Bound::Excluded(value) => value,
-            };
-            let number = match value.typed {
-                TypedValue::Integer(integer) => integer as f64,
-                TypedValue::Float(float) => float,
-                TypedValue::Text | TypedValue::Time(_) => {
-                    return Err(QueryError::new(
-                        value.span.clone(),
-                        format!(
-                            "ranges on attributes compare numbers; `{}` is not one (text ranges on attributes are not supported yet)",
-                            value.text
-                        ),
-                    ));
-                }
-            };
-            Ok(match bound {
-                Bound::Included(_) => RangeBound::Included(number),
-                _ => RangeBound::Excluded(number),
-            })
+        let not_a_number = |text: &str| {
+            format!(
+                "ranges on attributes compare numbers; `{text}` is not one (text ranges on attributes are not supported yet)"
+            )
         };
-        let lower = number(lower)?;
-        let upper = number(upper)?;
+        let lower = number_bound(lower, not_a_number)?;
+        let upper = number_bound(upper, not_a_number)?;
         let path = json_path_term(field, key);
         let typed_term = |append: &dyn Fn(&mut Term)| {
             let mut term = path.clone();
             append(&mut term);
             term
         };
-        // The i64 encoding covers whole numbers: round the bounds inwards.
-        let integer_lower = match lower {
-            RangeBound::Unbounded => RangeBound::Included(i64::MIN),
-            RangeBound::Included(value) => RangeBound::Included(value.ceil() as i64),
-            RangeBound::Excluded(value) if value.fract() == 0.0 => {
-                RangeBound::Excluded(value as i64)
-            }
-            RangeBound::Excluded(value) => RangeBound::Included(value.ceil() as i64),
-        };
-        let integer_upper = match upper {
-            RangeBound::Unbounded => RangeBound::Included(i64::MAX),
-            RangeBound::Included(value) => RangeBound::Included(value.floor() as i64),
-            RangeBound::Excluded(value) if value.fract() == 0.0 => {
-                RangeBound::Excluded(value as i64)
-            }
-            RangeBound::Excluded(value) => RangeBound::Included(value.floor() as i64),
-        };
+        let (integer_lower, integer_upper) = integer_bounds(lower, upper);
         let float_lower = match lower {
             RangeBound::Unbounded => RangeBound::Included(f64::NEG_INFINITY),
             other => other,
@@ -521,6 +503,36 @@ impl Compiler<'_, '_> {
             (Occur::Should, Box::new(as_integer) as Box<dyn Query>),
             (Occur::Should, Box::new(as_float)),
         ])))
+    }
+
+    /// A range over a metric point's value, on its columns: `value` holds the values
+    /// sent as doubles, and `value_int` (where the schema has it) those sent as integers.
+    fn value_range(
+        &mut self,
+        field: Field,
+        lower: &Bound,
+        upper: &Bound,
+    ) -> Result<Box<dyn Query>, QueryError> {
+        let not_a_number = |text: &str| format!("`value` is a number; `{text}` is not one");
+        let lower = number_bound(lower, not_a_number)?;
+        let upper = number_bound(upper, not_a_number)?;
+        let as_float = RangeQuery::new(
+            std_map_bound(&lower, |value: &f64| Term::from_field_f64(field, *value)),
+            std_map_bound(&upper, |value: &f64| Term::from_field_f64(field, *value)),
+        );
+        let mut either = vec![(Occur::Should, Box::new(as_float) as Box<dyn Query>)];
+        if let Ok(integer_field) = self.schema().get_field(INTEGER_VALUE_FIELD) {
+            let (integer_lower, integer_upper) = integer_bounds(lower, upper);
+            let to_term = |value: &i64| Term::from_field_i64(integer_field, *value);
+            either.push((
+                Occur::Should,
+                Box::new(RangeQuery::new(
+                    std_map_bound(&integer_lower, to_term),
+                    std_map_bound(&integer_upper, to_term),
+                )),
+            ));
+        }
+        Ok(Box::new(BooleanQuery::new(either)))
     }
 
     fn time_bound(&self, bound: &Bound) -> Result<RangeBound<i64>, QueryError> {
@@ -595,6 +607,55 @@ fn map_bound(bound: &Bound, to_term: impl Fn(&Value) -> Term) -> RangeBound<Term
         Bound::Excluded(value) => RangeBound::Excluded(to_term(value)),
         Bound::Unbounded => RangeBound::Unbounded,
     }
+}
+
+/// The column of a metric point's value when it was sent as an integer.
+const INTEGER_VALUE_FIELD: &str = "value_int";
+
+/// A range bound as a number; `not_a_number` words the error for a value that is none.
+fn number_bound(
+    bound: &Bound,
+    not_a_number: impl Fn(&str) -> String,
+) -> Result<RangeBound<f64>, QueryError> {
+    let value = match bound {
+        Bound::Unbounded => return Ok(RangeBound::Unbounded),
+        Bound::Included(value) | Bound::Excluded(value) => value,
+    };
+    let number = match value.typed {
+        TypedValue::Integer(integer) => integer as f64,
+        TypedValue::Float(float) => float,
+        TypedValue::Text | TypedValue::Time(_) => {
+            return Err(QueryError::new(
+                value.span.clone(),
+                not_a_number(&value.text),
+            ));
+        }
+    };
+    Ok(match bound {
+        Bound::Included(_) => RangeBound::Included(number),
+        _ => RangeBound::Excluded(number),
+    })
+}
+
+/// Number bounds for an i64 encoding, which covers whole numbers: rounded inwards, and
+/// open ends as the ends of i64.
+fn integer_bounds(
+    lower: RangeBound<f64>,
+    upper: RangeBound<f64>,
+) -> (RangeBound<i64>, RangeBound<i64>) {
+    let lower = match lower {
+        RangeBound::Unbounded => RangeBound::Included(i64::MIN),
+        RangeBound::Included(value) => RangeBound::Included(value.ceil() as i64),
+        RangeBound::Excluded(value) if value.fract() == 0.0 => RangeBound::Excluded(value as i64),
+        RangeBound::Excluded(value) => RangeBound::Included(value.ceil() as i64),
+    };
+    let upper = match upper {
+        RangeBound::Unbounded => RangeBound::Included(i64::MAX),
+        RangeBound::Included(value) => RangeBound::Included(value.floor() as i64),
+        RangeBound::Excluded(value) if value.fract() == 0.0 => RangeBound::Excluded(value as i64),
+        RangeBound::Excluded(value) => RangeBound::Included(value.floor() as i64),
+    };
+    (lower, upper)
 }
 
 /// A range over a time column given in Unix nanoseconds. A date column holds nanoseconds;
