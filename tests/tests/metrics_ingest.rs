@@ -1,7 +1,8 @@
 //! OTLP metrics through the real server: bad points are refused with a partial success
 //! and never stored; a replayed `epitaph-batch` is stored once, apart from the same
 //! agent's log batches; acknowledged points survive `kill -9`; and a sealed metric split
-//! (one segment, its series table in `split.json`) answers as it did while open.
+//! (one segment, its series table compressed beside `split.json`) answers as it did while
+//! open.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -318,7 +319,7 @@ fn a_sealed_metric_split_is_one_segment_with_its_series_and_answers_the_same_aft
     .unwrap_or_else(|| panic!("never answered {expected}: {}", answer(&server)));
 
     // Once the window is over the split is sealed: one segment, and the series table
-    // is in `split.json`, no longer in the commit payload.
+    // is in `series.json.zst`, no longer in the commit payload.
     let sealed = eventually(Duration::from_secs(15), || {
         let stats = server.get("/api/v1/stats", &[]).json();
         let metrics = &stats["metrics"];
@@ -334,16 +335,21 @@ fn a_sealed_metric_split_is_one_segment_with_its_series_and_answers_the_same_aft
             .filter(|entry| entry.as_ref().unwrap().path().extension() == Some("fast".as_ref()))
             .count();
         assert_eq!(segments, 1, "{}", split.display());
-        let metadata: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(split.join("split.json")).unwrap()).unwrap();
-        let series = metadata["series"]["series"].as_array().unwrap();
-        assert!(!series.is_empty(), "{metadata}");
+        let compressed = std::fs::read(split.join("series.json.zst")).unwrap();
+        let table: serde_json::Value =
+            serde_json::from_slice(&zstd::decode_all(compressed.as_slice()).unwrap()).unwrap();
+        let series = table["series"].as_array().unwrap();
+        assert!(!series.is_empty(), "{table}");
         assert!(
             series.iter().all(|s| s["metric"] == "seal.requests"),
-            "{metadata}"
+            "{table}"
         );
         let meta = std::fs::read_to_string(split.join("meta.json")).unwrap();
         assert!(!meta.contains("seal.requests"), "{meta}");
+        let metadata: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(split.join("split.json")).unwrap()).unwrap();
+        assert_eq!(metadata["metrics"], serde_json::json!(["seal.requests"]));
+        assert!(metadata.get("series").is_none(), "{metadata}");
     }
     assert_eq!(answer(&server), expected);
     // `value` filters compare the point's value, here sent as an integer.

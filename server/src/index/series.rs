@@ -19,8 +19,9 @@
 //!
 //! The table travels with the split's metadata: inside every commit payload while the
 //! split is open (so the table and the documents that use it are committed together) and
-//! in `split.json` once sealed. It only grows, and an ordinal is handed out before the
-//! first document that uses it is added, so every committed document finds its series.
+//! in `series.json.zst` beside `split.json` once sealed. It only grows, and an ordinal is
+//! handed out before the first document that uses it is added, so every committed
+//! document finds its series.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockWriteGuard};

@@ -1,10 +1,11 @@
 //! Splits: ordinary tantivy indexes, one per window of ingest time, immutable once sealed.
 //!
-//! A split directory holds the tantivy files and, once sealed, `split.json`. While a split
-//! is open its metadata travels inside every tantivy commit as the commit payload, so the
-//! metadata and the documents it describes are always committed together: a crash between
-//! the two cannot leave a split whose metadata misses a service or an instance (which
-//! would make pruning skip data that is there).
+//! A split directory holds the tantivy files and, once sealed, `split.json` (and a metric
+//! split's series table, `series.json.zst`). While a split is open its metadata travels
+//! inside every tantivy commit as the commit payload, so the metadata and the documents
+//! it describes are always committed together: a crash between the two cannot leave a
+//! split whose metadata misses a service or an instance (which would make pruning skip
+//! data that is there).
 //!
 //! The metadata names the WAL range a split holds (`last_lsn`): it is what recovery uses
 //! to replay the WAL into the index without indexing any record twice. It also keeps the
@@ -26,6 +27,9 @@ use super::schema::DocumentIdentity;
 use super::series::SeriesTable;
 
 pub const SEALED_METADATA_FILE: &str = "split.json";
+/// A sealed metric split's series table, zstd-compressed JSON.
+pub const SEALED_SERIES_FILE: &str = "series.json.zst";
+const SERIES_ZSTD_LEVEL: i32 = 3;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SplitMetadata {
@@ -281,8 +285,8 @@ impl OpenSplit {
         metadata.disk_bytes = directory_bytes(&self.directory)?;
         write_sealed_metadata(&self.directory, &metadata)?;
         if !metadata.series.is_empty() {
-            // `split.json` holds the series table now; the copy in the commit payload is
-            // no longer read, and is as large.
+            // The sealed files hold the series table now; the copy in the commit payload
+            // is no longer read, and is far larger.
             commit_payload(&self.index, SEALED_PAYLOAD)?;
             metadata.disk_bytes = directory_bytes(&self.directory)?;
             write_sealed_metadata(&self.directory, &metadata)?;
@@ -372,18 +376,42 @@ impl SealedSplit {
 
 pub fn read_sealed_metadata(directory: &Path) -> anyhow::Result<Option<SplitMetadata>> {
     let path = directory.join(SEALED_METADATA_FILE);
+    let mut metadata: SplitMetadata = match std::fs::read(&path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let path = directory.join(SEALED_SERIES_FILE);
     match std::fs::read(&path) {
-        Ok(bytes) => Ok(Some(
-            serde_json::from_slice(&bytes)
-                .with_context(|| format!("parsing {}", path.display()))?,
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        Ok(compressed) => {
+            let json = zstd::decode_all(compressed.as_slice())
+                .with_context(|| format!("decompressing {}", path.display()))?;
+            metadata.series = serde_json::from_slice(&json)
+                .with_context(|| format!("parsing {}", path.display()))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
+    Ok(Some(metadata))
 }
 
+/// Writes `split.json` and, for a metric split, its series table beside it in
+/// [`SEALED_SERIES_FILE`]: the table is most of a sealed metric split's metadata, and
+/// its labels repeat from series to series, so zstd makes it about 16 times smaller. The
+/// table is written first: `split.json` is what makes the split sealed.
 fn write_sealed_metadata(directory: &Path, metadata: &SplitMetadata) -> anyhow::Result<()> {
-    let bytes = serde_json::to_vec(metadata)?;
+    if !metadata.series.is_empty() {
+        let json = serde_json::to_vec(&metadata.series)?;
+        let compressed = zstd::encode_all(json.as_slice(), SERIES_ZSTD_LEVEL)?;
+        crate::fsutil::write_atomically(&directory.join(SEALED_SERIES_FILE), &compressed)?;
+    }
+    let without_series = SplitMetadata {
+        series: SeriesTable::default(),
+        ..metadata.clone()
+    };
+    let bytes = serde_json::to_vec(&without_series)?;
     crate::fsutil::write_atomically(&directory.join(SEALED_METADATA_FILE), &bytes)
 }
 
