@@ -63,6 +63,15 @@ fn count_points(server: &Server, query: &str) -> i64 {
     .unwrap_or_else(|| panic!("{query:?} found no points"))
 }
 
+/// `count()` of `metric`'s points of `service` that match `filter`, as the server
+/// answers now (0 when none match).
+fn count_now(server: &Server, metric: &str, service: &str, filter: &str) -> i64 {
+    let query = format!("metric:{metric} service:{service} {filter} | stats count()");
+    let answer = server.get("/api/v1/aggregate", &[("q", &query)]);
+    assert_eq!(answer.status, 200, "{query}: {}", answer.body);
+    answer.json()["rows"][0][0].as_i64().unwrap_or(0)
+}
+
 #[test]
 fn bad_points_are_refused_with_a_partial_success_and_never_stored() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,12 +158,7 @@ fn bad_points_are_refused_with_a_partial_success_and_never_stored() {
         answer.body
     );
     // `value` filters compare the point's value, here sent as a double.
-    let count_with = |filter: &str| {
-        let query = format!("metric:good.gauge service:{service} {filter} | stats count()");
-        let answer = server.get("/api/v1/aggregate", &[("q", &query)]);
-        assert_eq!(answer.status, 200, "{query}: {}", answer.body);
-        answer.json()["rows"][0][0].as_i64().unwrap_or(0)
-    };
+    let count_with = |filter: &str| count_now(&server, "good.gauge", &service, filter);
     assert_eq!(count_with("value:>0.5"), 1);
     assert_eq!(count_with("value:1"), 1);
     assert_eq!(count_with("value:*"), 1);
@@ -353,12 +357,7 @@ fn a_sealed_metric_split_is_one_segment_with_its_series_and_answers_the_same_aft
     }
     assert_eq!(answer(&server), expected);
     // `value` filters compare the point's value, here sent as an integer.
-    let count_with = |filter: &str| {
-        let query = format!("metric:seal.requests service:{service} {filter} | stats count()");
-        let answer = server.get("/api/v1/aggregate", &[("q", &query)]);
-        assert_eq!(answer.status, 200, "{query}: {}", answer.body);
-        answer.json()["rows"][0][0].as_i64().unwrap_or(0)
-    };
+    let count_with = |filter: &str| count_now(&server, "seal.requests", &service, filter);
     assert_eq!(count_with("value:>=40"), 4);
     assert_eq!(count_with("value:[3 TO 10]"), 3);
     assert_eq!(count_with("value:>2.5 AND value:<3.5"), 1);

@@ -44,7 +44,7 @@ use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 use super::aggregate::{AggregateRequest, AggregateResponse, cell_to_json, number_to_json, within};
 use super::catalog::{SearchableSplit, SplitCatalog};
 use super::indexer::now_nanos;
-use super::metric_schema::Buckets;
+use super::metric_schema::{Buckets, NANOS_PER_MILLI};
 use super::search::{LogQueryParser, SearchError, SearchLimits, SplitVersions, map_splits};
 use super::series::{SeriesLabels, ordinal_of_key};
 
@@ -783,7 +783,7 @@ impl SegmentCollector for PointSegmentCollector {
             timestamp: self
                 .timestamp
                 .first(doc)
-                .map_or(0, |millis| millis.saturating_mul(1_000_000)),
+                .map_or(0, |millis| millis.saturating_mul(NANOS_PER_MILLI)),
             start: self.start.first(doc).unwrap_or(0),
             value: if distribution {
                 None

@@ -68,7 +68,8 @@ use super::series::{SeriesLabels, SeriesWriter};
 
 /// `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
 const NO_RECORDED_VALUE: u32 = 1;
-const NANOS_PER_MILLI: i64 = 1_000_000;
+/// `timestamp` holds milliseconds (see the module's notes).
+pub(super) const NANOS_PER_MILLI: i64 = 1_000_000;
 /// How many rejection reasons an export answer lists.
 const MAX_REASONS: usize = 3;
 /// The series key field, which metric splits are sorted by.

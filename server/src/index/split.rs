@@ -282,9 +282,13 @@ impl OpenSplit {
             merge_into_one_segment(&self.index)?;
         }
         let mut metadata = self.committed;
+        let has_series = !metadata.series.is_empty();
+        if has_series {
+            write_sealed_series(&self.directory, &metadata.series)?;
+        }
         metadata.disk_bytes = directory_bytes(&self.directory)?;
         write_sealed_metadata(&self.directory, &metadata)?;
-        if !metadata.series.is_empty() {
+        if has_series {
             // The sealed files hold the series table now; the copy in the commit payload
             // is no longer read, and is far larger.
             commit_payload(&self.index, SEALED_PAYLOAD)?;
@@ -305,6 +309,16 @@ impl OpenSplit {
     }
 }
 
+/// A writer for the last steps of a seal, which add no documents: one thread, tantivy's
+/// smallest memory budget, and no merges of its own.
+fn sealing_writer(index: &Index) -> anyhow::Result<IndexWriter> {
+    let writer: IndexWriter = index
+        .writer_with_num_threads(1, 15_000_000)
+        .context("opening split writer to seal")?;
+    writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+    Ok(writer)
+}
+
 /// Merges every segment of `index` into one, keeping the last commit's payload.
 fn merge_into_one_segment(index: &Index) -> anyhow::Result<()> {
     let segments = index
@@ -313,10 +327,7 @@ fn merge_into_one_segment(index: &Index) -> anyhow::Result<()> {
     if segments.len() < 2 {
         return Ok(());
     }
-    let mut writer: IndexWriter = index
-        .writer_with_num_threads(1, 15_000_000)
-        .context("opening split writer to merge")?;
-    writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+    let mut writer = sealing_writer(index)?;
     writer
         .merge(&segments)
         .wait()
@@ -336,10 +347,7 @@ const SEALED_PAYLOAD: &str = "{\"sealed\":\"see split.json\"}";
 
 /// Commits `payload` to `index` with no other change.
 fn commit_payload(index: &Index, payload: &str) -> anyhow::Result<()> {
-    let mut writer: IndexWriter = index
-        .writer_with_num_threads(1, 15_000_000)
-        .context("opening split writer")?;
-    writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+    let mut writer = sealing_writer(index)?;
     let mut prepared = writer.prepare_commit().context("preparing split commit")?;
     prepared.set_payload(payload);
     prepared.commit().context("committing split")?;
@@ -397,16 +405,19 @@ pub fn read_sealed_metadata(directory: &Path) -> anyhow::Result<Option<SplitMeta
     Ok(Some(metadata))
 }
 
-/// Writes `split.json` and, for a metric split, its series table beside it in
-/// [`SEALED_SERIES_FILE`]: the table is most of a sealed metric split's metadata, and
-/// its labels repeat from series to series, so zstd makes it about 16 times smaller. The
-/// table is written first: `split.json` is what makes the split sealed.
+/// Writes a metric split's series table beside `split.json`, in [`SEALED_SERIES_FILE`]:
+/// the table is most of a sealed metric split's metadata, and its labels repeat from
+/// series to series, so zstd makes it about 16 times smaller. It is written before
+/// `split.json`, which is what makes the split sealed.
+fn write_sealed_series(directory: &Path, series: &SeriesTable) -> anyhow::Result<()> {
+    let json = serde_json::to_vec(series)?;
+    let compressed = zstd::encode_all(json.as_slice(), SERIES_ZSTD_LEVEL)?;
+    crate::fsutil::write_atomically(&directory.join(SEALED_SERIES_FILE), &compressed)
+}
+
+/// Writes `split.json`: the metadata without its series table (see
+/// [`write_sealed_series`]).
 fn write_sealed_metadata(directory: &Path, metadata: &SplitMetadata) -> anyhow::Result<()> {
-    if !metadata.series.is_empty() {
-        let json = serde_json::to_vec(&metadata.series)?;
-        let compressed = zstd::encode_all(json.as_slice(), SERIES_ZSTD_LEVEL)?;
-        crate::fsutil::write_atomically(&directory.join(SEALED_SERIES_FILE), &compressed)?;
-    }
     let without_series = SplitMetadata {
         series: SeriesTable::default(),
         ..metadata.clone()
