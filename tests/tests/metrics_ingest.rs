@@ -354,6 +354,16 @@ fn a_sealed_metric_split_is_one_segment_with_its_series_and_answers_the_same_aft
             serde_json::from_slice(&std::fs::read(split.join("split.json")).unwrap()).unwrap();
         assert_eq!(metadata["metrics"], serde_json::json!(["seal.requests"]));
         assert!(metadata.get("series").is_none(), "{metadata}");
+        // No doc-store bytes: the sealed split's store holds no document, and fetching
+        // one is an error, not a panic.
+        let index = tantivy::Index::open_in_dir(split).unwrap();
+        let searcher = index.reader().unwrap().searcher();
+        assert_eq!(searcher.num_docs(), 9);
+        for doc in 0..9 {
+            let fetched: tantivy::Result<tantivy::TantivyDocument> =
+                searcher.doc(tantivy::DocAddress::new(0, doc));
+            assert!(fetched.is_err(), "document {doc} is still in the store");
+        }
     }
     assert_eq!(answer(&server), expected);
     // `value` filters compare the point's value, here sent as an integer.

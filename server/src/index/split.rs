@@ -18,10 +18,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
-
-use tantivy::IndexSettings;
+use tantivy::directory::Directory;
+use tantivy::index::SegmentComponent;
 use tantivy::schema::Schema;
+use tantivy::store::StoreWriter;
+use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument};
 
 use super::schema::DocumentIdentity;
 use super::series::SeriesTable;
@@ -292,6 +293,7 @@ impl OpenSplit {
             // The sealed files hold the series table now; the copy in the commit payload
             // is no longer read, and is far larger.
             commit_payload(&self.index, SEALED_PAYLOAD)?;
+            empty_doc_stores(&self.index, &self.directory)?;
             metadata.disk_bytes = directory_bytes(&self.directory)?;
             write_sealed_metadata(&self.directory, &metadata)?;
         }
@@ -340,6 +342,40 @@ fn merge_into_one_segment(index: &Index) -> anyhow::Result<()> {
         .wait_merging_threads()
         .context("waiting for split merge")?;
     Ok(())
+}
+
+/// Replaces the doc store of every segment of a sealed metric split by an empty one.
+///
+/// Metric documents store no field, yet tantivy keeps an entry for each in the doc store
+/// (a byte and a four-byte offset, which compress to about 2.4 bytes): as much as the
+/// rest of a point. Nothing ever reads a metric document back (queries read columns and
+/// the series table), so a sealed split, which takes no more documents and is never
+/// merged, keeps a valid store that holds none; fetching one answers tantivy's "failed
+/// to lookup doc" error. Done after `split.json` is written, so a split that may still
+/// take documents (an unsealed one reopened after a crash) always has its full store,
+/// and each file is replaced atomically, so a crash leaves either store.
+fn empty_doc_stores(index: &Index, directory: &Path) -> anyhow::Result<()> {
+    let empty = empty_store_bytes(index.settings())?;
+    for segment in index.searchable_segments()? {
+        let path = directory.join(segment.relative_path(SegmentComponent::Store));
+        crate::fsutil::write_atomically(&path, &empty)?;
+    }
+    Ok(())
+}
+
+/// The bytes of a doc store with no document, footer included, as tantivy writes it.
+fn empty_store_bytes(settings: &IndexSettings) -> anyhow::Result<Vec<u8>> {
+    let scratch = Index::create_in_ram(Schema::builder().build());
+    let path = Path::new("empty.store");
+    let writer = scratch.directory().open_write(path)?;
+    StoreWriter::new(
+        writer,
+        settings.docstore_compression,
+        settings.docstore_blocksize,
+        false,
+    )?
+    .close()?;
+    Ok(scratch.directory().atomic_read(path)?)
 }
 
 /// The commit payload of a sealed split whose metadata is only in `split.json`.
