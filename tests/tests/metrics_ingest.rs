@@ -66,7 +66,7 @@ fn count_points(server: &Server, query: &str) -> i64 {
 /// `count()` of `metric`'s points of `service` that match `filter`, as the server
 /// answers now (0 when none match).
 fn count_now(server: &Server, metric: &str, service: &str, filter: &str) -> i64 {
-    let query = format!("metric:{metric} service:{service} {filter} | stats count()");
+    let query = format!("metric:{metric} service:{service} ({filter}) | stats count()");
     let answer = server.get("/api/v1/aggregate", &[("q", &query)]);
     assert_eq!(answer.status, 200, "{query}: {}", answer.body);
     answer.json()["rows"][0][0].as_i64().unwrap_or(0)
@@ -372,6 +372,18 @@ fn a_sealed_metric_split_is_one_segment_with_its_series_and_answers_the_same_aft
     assert_eq!(count_with("value:[3 TO 10]"), 3);
     assert_eq!(count_with("value:>2.5 AND value:<3.5"), 1);
     assert_eq!(count_with("value:*"), 9);
+    // Filters on series labels are matched once per series, and combine with filters on
+    // each point's value as any filter does.
+    assert_eq!(count_with("attrs.route:\"/a\""), 6);
+    assert_eq!(count_with("NOT attrs.route:\"/a\""), 3);
+    assert_eq!(count_with("version:v3"), 0);
+    assert_eq!(count_with("version:v2 OR value:<2"), 3);
+    assert_eq!(
+        count_with("(version:v1 AND value:>=20) OR attrs.route:\"/b\""),
+        6
+    );
+    assert_eq!(count_with("NOT (version:v1 AND value:<10)"), 6);
+    assert_eq!(count_with("instance:i-* AND NOT value:[20 TO 100]"), 5);
 
     server.kill9();
     server.restart();

@@ -94,10 +94,13 @@ pub fn aggregate(
     }
     let range_start = request
         .start_nanos
-        .or(filter.time.start_nanos)
+        .or(filter.pruning.time.start_nanos)
         .or(oldest_searched)
         .unwrap_or(now);
-    let range_end = request.end_nanos.or(filter.time.end_nanos).unwrap_or(now);
+    let range_end = request
+        .end_nanos
+        .or(filter.pruning.time.end_nanos)
+        .unwrap_or(now);
     // A range of zero (one instant) counts as one second rather than dividing by zero.
     let range_seconds = (range_end.saturating_sub(range_start) as f64 / 1e9).max(1.0);
     let table = plan.table(merged, range_seconds).map_err(aggregate_error)?;

@@ -111,6 +111,13 @@ struct SplitSet {
     indexed_lsn: u64,
 }
 
+/// Whether the split in `directory` was created with `schema`.
+fn has_schema(directory: &Path, schema: &tantivy::schema::Schema) -> anyhow::Result<bool> {
+    let index = tantivy::Index::open_in_dir(directory)
+        .with_context(|| format!("opening split {}", directory.display()))?;
+    Ok(index.schema() == *schema)
+}
+
 impl SplitSet {
     /// Publishes the sealed splits of `directory`, seals all but the newest unsealed one
     /// (left over by a crash during a seal) and reopens that one.
@@ -148,7 +155,15 @@ impl SplitSet {
             }
         }
         let mut open = None;
-        let newest_unsealed = unsealed.pop();
+        let mut newest_unsealed = unsealed.pop();
+        // A split written with another schema (by an older server) cannot take this
+        // server's documents, whose fields are numbered for the current schema: it is
+        // sealed as it is, and new documents go to a new split.
+        if let Some(split_directory) = &newest_unsealed
+            && !has_schema(split_directory, &schema)?
+        {
+            unsealed.extend(newest_unsealed.take());
+        }
         for split_directory in unsealed {
             let split =
                 OpenSplit::reopen(split_directory, settings.threads, settings.memory_bytes)?;
@@ -555,5 +570,60 @@ pub fn metrics_batch(batch: &BatchId) -> BatchId {
     BatchId {
         agent_id: format!("{}#metrics", batch.agent_id),
         sequence: batch.sequence,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_split_of_another_schema_is_sealed_and_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let splits = dir.path().join("metric-splits");
+        let settings = IndexerSettings {
+            data_dir: dir.path().to_path_buf(),
+            commit_interval: Duration::from_secs(1),
+            split_window: Duration::from_secs(3600),
+            metric_split_window: Duration::from_secs(3600),
+            split_max_docs: 1_000_000,
+            threads: 1,
+            memory_bytes: 15_000_000,
+        };
+        let mut older = tantivy::schema::Schema::builder();
+        older.add_text_field("service", tantivy::schema::STRING);
+        older.add_u64_field("series", tantivy::schema::FAST);
+        let older = older.build();
+        drop(
+            OpenSplit::create(
+                &splits,
+                older,
+                tantivy::IndexSettings::default(),
+                now_nanos(),
+                1,
+                1,
+                15_000_000,
+            )
+            .unwrap(),
+        );
+        let open = |catalog: Arc<SplitCatalog>| {
+            SplitSet::open(
+                splits.clone(),
+                MetricSchema::new().schema(),
+                MetricSchema::index_settings(),
+                settings.metric_split_window,
+                catalog,
+                &settings,
+            )
+            .unwrap()
+        };
+        let catalog = Arc::new(SplitCatalog::default());
+        let set = open(catalog.clone());
+        assert!(
+            set.open.is_none(),
+            "the older split was reopened for writing"
+        );
+        assert_eq!(catalog.snapshot().len(), 1);
+        assert!(catalog.snapshot()[0].metadata.sealed_at_nanos.is_some());
     }
 }

@@ -2,9 +2,10 @@
 //! right for each kind of metric.
 //!
 //! A query whose filter requires `metric:NAME` reads the metric splits. The filter is the
-//! query language's own (identity fields, `metric`, `attrs.*`, time ranges), compiled by
-//! the same engine as for logs; what differs is how points become numbers, because a
-//! cumulative counter's raw values mean nothing summed:
+//! query language's own (identity fields, `metric`, `attrs.*`, `value`, time ranges),
+//! with the engine's semantics; its parts on series labels are matched against each
+//! split's series table ([`super::metric_filter`]). What differs from logs is how points
+//! become numbers, because a cumulative counter's raw values mean nothing summed:
 //!
 //! | function | gauge, non-monotonic sum | monotonic sum (counter) | histogram, summary |
 //! |---|---|---|---|
@@ -44,8 +45,11 @@ use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 use super::aggregate::{AggregateRequest, AggregateResponse, cell_to_json, number_to_json, within};
 use super::catalog::{SearchableSplit, SplitCatalog};
 use super::indexer::now_nanos;
+use super::metric_filter::MetricFilter;
 use super::metric_schema::{Buckets, NANOS_PER_MILLI};
-use super::search::{LogQueryParser, SearchError, SearchLimits, SplitVersions, map_splits};
+use super::search::{
+    LogQueryParser, SearchError, SearchLimits, SplitPruning, SplitVersions, map_splits,
+};
 use super::series::{SeriesLabels, ordinal_of_key};
 
 /// Whether a filter reads metrics, and which: `Some` when its top level requires a
@@ -104,13 +108,9 @@ pub fn metric_aggregate(
     let splits = catalog.snapshot();
     let versions = SplitVersions::from_splits(splits.iter().map(|split| &split.metadata));
     let now = now_nanos();
-    let filter = parser.compile(&query.filter, &versions, now)?;
-    let compiled = within(
-        filter.query.box_clone(),
-        parser,
-        request.start_nanos,
-        request.end_nanos,
-    )?;
+    let filter = MetricFilter::new(&query.filter, parser.schema(), &versions, now)
+        .map_err(SearchError::Query)?;
+    let pruning = SplitPruning::new(&query.filter, now);
     let by: Arc<[FieldRef]> = plan.by.clone().into();
     let wanted: Vec<&SearchableSplit> = splits
         .iter()
@@ -118,7 +118,7 @@ pub fn metric_aggregate(
         .filter(|split| {
             let holds_metric = metrics.is_empty() || !metrics.is_disjoint(&split.metadata.metrics);
             holds_metric
-                && filter.may_match(&split.metadata, request.start_nanos, request.end_nanos)
+                && pruning.may_match(&split.metadata, request.start_nanos, request.end_nanos)
         })
         .collect();
     let splits_searched = wanted.len();
@@ -128,15 +128,19 @@ pub fn metric_aggregate(
         .filter_map(|split| split.metadata.min_timestamp_nanos)
         .min();
     let fruits = map_splits(&wanted, limits.search_threads, &deadline, |split| {
+        let series: Arc<[Arc<SeriesLabels>]> = split.metadata.series.snapshot().into();
+        let query = within(
+            filter.query(&series),
+            parser,
+            request.start_nanos,
+            request.end_nanos,
+        )?;
         let collector = PointCollector {
             by: by.clone(),
             needs_buckets: plan.needs_buckets(),
-            series: split.metadata.series.snapshot().into(),
+            series,
         };
-        Ok(split
-            .reader
-            .searcher()
-            .search(compiled.as_ref(), &collector)?)
+        Ok(split.reader.searcher().search(query.as_ref(), &collector)?)
     })?;
     let mut collected = Collected::default();
     for fruit in fruits {
@@ -145,10 +149,10 @@ pub fn metric_aggregate(
     deadline.check()?;
     let range_start = request
         .start_nanos
-        .or(filter.time.start_nanos)
+        .or(pruning.time.start_nanos)
         .or(oldest_searched)
         .unwrap_or(now);
-    let range_end = request.end_nanos.or(filter.time.end_nanos).unwrap_or(now);
+    let range_end = request.end_nanos.or(pruning.time.end_nanos).unwrap_or(now);
     let table = plan.evaluate(collected, range_start, range_end)?;
     let table = shape(table, &query.stages[1..]);
     Ok(AggregateResponse {

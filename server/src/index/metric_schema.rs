@@ -2,30 +2,29 @@
 //! data point must pass to be stored.
 //!
 //! One document per data point. Metrics are only ever filtered and aggregated, never
-//! shown as stored documents, so no field is stored: everything a query reads is in the
-//! inverted index (to filter) or in fast fields (to aggregate), and the doc store stays
-//! empty.
+//! shown as stored documents, so no field is stored, and a sealed split's doc store is
+//! emptied (see `split`).
 //!
-//! A data point's document indexes the identity fields of its resource (the same names
-//! as logs: `service`, `version`, `generation`, `instance`, ...), the metric's `metric`
-//! name, `unit` and `kind` (`gauge`, `sum`, `histogram`, `exponential_histogram`,
-//! `summary`), and its attributes under `attrs` (with the resource's non-identity
-//! attributes), so filters find it; empty identity values are not written at all. None of
-//! these is a column: they are the same for every point of a series, so they are kept
-//! once per series in the split's series table ([`super::series`]), with the series'
-//! temporality, monotonicity and scope, and the document's `series` column names its
-//! series there. The table also keeps each series' stable hash of everything that names
-//! it, which is what `rate()` follows across splits. Numbers go to fast fields:
-//! `timestamp` in Unix milliseconds (as Prometheus keeps samples; see below) and
-//! `start_timestamp` in nanoseconds; `value` for gauges and sums, or `value_int` when
-//! the point's value is an integer (`as_int`: most counters); `count`, `sum`, `min`
-//! and `max` for histograms and summaries; the buckets or quantiles, which only make sense
-//! together, are one `buckets` bytes field (see [`Buckets`]).
+//! A data point's document holds numbers only. What names its series is the same for
+//! every point of the series, so it is kept once per series in the split's series table
+//! ([`super::series`]): the resource's identity fields (the same names as logs:
+//! `service`, `version`, `generation`, `instance`, ...), the metric's name, unit and kind
+//! (`gauge`, `sum`, `histogram`, `exponential_histogram`, `summary`), its temporality,
+//! monotonicity and scope, and its attributes with the resource's non-identity ones. The
+//! document's `series` column names its series there, which is how a point has those
+//! fields: filters on them are matched against the table once per series, not per point
+//! ([`super::metric_filter`]), and queries group by them from the table. The table also
+//! keeps each series' stable hash of everything that names it, which is what `rate()`
+//! follows across splits. Numbers go to fast fields: `timestamp` in Unix milliseconds (as
+//! Prometheus keeps samples; see below) and `start_timestamp` in nanoseconds; `value` for
+//! gauges and sums, or `value_int` when the point's value is an integer (`as_int`: most
+//! counters); `count`, `sum`, `min` and `max` for histograms and summaries; the buckets
+//! or quantiles, which only make sense together, are one `buckets` bytes field (see
+//! [`Buckets`]).
 //!
 //! Points are stored in series order: every segment is sorted by `series`, so a series'
-//! points sit together in the order they arrived, which is time order: postings become
-//! runs of consecutive documents, timestamps and values near-straight runs, and a query
-//! finds each series' points together. `timestamp` ranges run on its column.
+//! points sit together in time order, timestamps and values make near-straight runs, and
+//! a query finds each series' points together. `timestamp` ranges run on its column.
 //!
 //! Why milliseconds: tantivy packs a column either bit by bit over its whole range or as
 //! straight lines through blocks of 512 values with the deviations bit-packed, and a
@@ -46,23 +45,17 @@
 //! being counted as rejected (it says there is nothing to record). A point without a time
 //! takes the time the server received it, as log records do.
 
-use std::collections::BTreeMap;
-
 use epitaph_proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use epitaph_proto::common::v1::{KeyValue, any_value};
 use epitaph_proto::metrics::v1::{
     AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint,
     SummaryDataPoint, metric, number_data_point,
 };
-use tantivy::schema::{
-    BytesOptions, Field, IndexRecordOption, JsonObjectOptions, NumericOptions, Schema,
-    TextFieldIndexing, TextOptions,
-};
+use tantivy::schema::{BytesOptions, Field, NumericOptions, Schema};
 use tantivy::{IndexSettings, IndexSortByField, Order, TantivyDocument};
 
 use super::schema::{
-    DocumentIdentity, IDENTITY_FIELDS, any_value_to_json, any_value_to_owned, positive_nanos,
-    split_index_settings,
+    DocumentIdentity, IDENTITY_FIELDS, any_value_to_json, positive_nanos, split_index_settings,
 };
 use super::series::{SeriesLabels, SeriesWriter};
 
@@ -73,7 +66,7 @@ pub(super) const NANOS_PER_MILLI: i64 = 1_000_000;
 /// How many rejection reasons an export answer lists.
 const MAX_REASONS: usize = 3;
 /// The series key field, which metric splits are sorted by.
-const SERIES_FIELD: &str = "series";
+pub(super) const SERIES_FIELD: &str = "series";
 
 /// The metric schema with its fields resolved once.
 #[derive(Clone)]
@@ -81,11 +74,6 @@ pub struct MetricSchema {
     schema: Schema,
     pub timestamp: Field,
     pub start_timestamp: Field,
-    pub identity: [Field; IDENTITY_FIELDS.len()],
-    pub metric: Field,
-    pub unit: Field,
-    pub kind: Field,
-    pub attrs: Field,
     pub series: Field,
     pub value: Field,
     pub value_int: Field,
@@ -108,18 +96,6 @@ impl MetricSchema {
         let fast_i64 = NumericOptions::default().set_fast();
         let timestamp = builder.add_i64_field("timestamp", fast_i64.clone());
         let start_timestamp = builder.add_i64_field("start_timestamp", fast_i64.clone());
-        let keyword = TextOptions::default().set_indexing_options(raw_indexing());
-        let identity =
-            IDENTITY_FIELDS.map(|(name, _)| builder.add_text_field(name, keyword.clone()));
-        let metric = builder.add_text_field("metric", keyword.clone());
-        let unit = builder.add_text_field("unit", keyword.clone());
-        let kind = builder.add_text_field("kind", keyword);
-        let attrs = builder.add_json_field(
-            "attrs",
-            JsonObjectOptions::default()
-                .set_indexing_options(raw_indexing())
-                .set_expand_dots_enabled(),
-        );
         let series = builder.add_u64_field(SERIES_FIELD, NumericOptions::default().set_fast());
         let fast_f64 = NumericOptions::default().set_fast();
         let value = builder.add_f64_field("value", fast_f64.clone());
@@ -133,11 +109,6 @@ impl MetricSchema {
             schema: builder.build(),
             timestamp,
             start_timestamp,
-            identity,
-            metric,
-            unit,
-            kind,
-            attrs,
             series,
             value,
             value_int,
@@ -187,29 +158,6 @@ impl MetricSchema {
                 self.start_timestamp,
                 positive_nanos(point.data.start_time_unix_nano()).unwrap_or(0),
             );
-            for (field, value) in self.identity.iter().zip(point.identity.values.iter()) {
-                if !value.is_empty() {
-                    doc.add_text(*field, value);
-                }
-            }
-            doc.add_text(self.metric, point.metric.name.as_str());
-            if !point.metric.unit.is_empty() {
-                doc.add_text(self.unit, point.metric.unit.as_str());
-            }
-            doc.add_text(self.kind, point.kind.name());
-            let mut attributes = BTreeMap::new();
-            for kv in point
-                .extra_resource_attributes
-                .iter()
-                .chain(point.data.attributes())
-            {
-                if let Some(value) = &kv.value {
-                    attributes.insert(kv.key.clone(), any_value_to_owned(value));
-                }
-            }
-            if !attributes.is_empty() {
-                doc.add_object(self.attrs, attributes);
-            }
             let key = series.key(series_id(&point), timestamp, || series_labels(&point));
             doc.add_u64(self.series, key);
             match point.data {
@@ -894,13 +842,6 @@ pub fn count_data_points(request: &ExportMetricsServiceRequest) -> usize {
     let mut count = 0;
     for_each_point(request, |_| count += 1);
     count
-}
-
-fn raw_indexing() -> TextFieldIndexing {
-    TextFieldIndexing::default()
-        .set_tokenizer("raw")
-        .set_index_option(IndexRecordOption::Basic)
-        .set_fieldnorms(false)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod aggregate;
 pub mod catalog;
 pub mod indexer;
+pub mod metric_filter;
 pub mod metric_query;
 pub mod metric_schema;
 pub mod schema;

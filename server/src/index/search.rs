@@ -230,12 +230,18 @@ pub struct LogQueryParser {
     schema: Schema,
 }
 
-/// A search filter ready to run: the tantivy query and the identity values a matching
-/// line must have (for split pruning).
+/// A search filter ready to run: the tantivy query and what rules splits out.
 pub struct CompiledFilter {
     pub query: Box<dyn Query>,
+    pub pruning: SplitPruning,
+}
+
+/// What a filter requires of every match, which a split's metadata can rule out before
+/// the split is opened.
+pub struct SplitPruning {
+    /// The identity values a match must have.
     pub required: RequiredIdentity,
-    /// The time range a matching line must be in, from `timestamp` filters.
+    /// The time range a match must be in, from `timestamp` filters.
     pub time: RequiredTimeRange,
 }
 
@@ -299,8 +305,7 @@ impl LogQueryParser {
         let query = compile_filter(filter, &context).map_err(SearchError::Query)?;
         Ok(CompiledFilter {
             query,
-            required: required_identity(filter),
-            time: required_time_range(filter, now_nanos),
+            pruning: SplitPruning::new(filter, now_nanos),
         })
     }
 
@@ -311,8 +316,27 @@ impl LogQueryParser {
 }
 
 impl CompiledFilter {
-    /// Whether a split may hold a matching line in `[start, end]`: its time range overlaps
-    /// both that range and the filter's own `timestamp` bounds (the query applies them to
+    /// See [`SplitPruning::may_match`].
+    pub fn may_match(
+        &self,
+        metadata: &SplitMetadata,
+        start_nanos: Option<i64>,
+        end_nanos: Option<i64>,
+    ) -> bool {
+        self.pruning.may_match(metadata, start_nanos, end_nanos)
+    }
+}
+
+impl SplitPruning {
+    pub fn new(filter: &Filter, now_nanos: i64) -> SplitPruning {
+        SplitPruning {
+            required: required_identity(filter),
+            time: required_time_range(filter, now_nanos),
+        }
+    }
+
+    /// Whether a split may hold a match in `[start, end]`: its time range overlaps both
+    /// that range and the filter's own `timestamp` bounds (the query applies them to
     /// lines; here they only rule splits out), and its identity sets may match.
     pub fn may_match(
         &self,

@@ -6,16 +6,13 @@
 //! next, and so on) and the point's time (see [`SeriesWriter::key`]). The table keeps,
 //! per ordinal, the series' stable hash (which joins a series across splits), its metric
 //! name, unit, kind, temporality and monotonicity, its identity values and its
-//! attributes: everything a query groups by or needs to know to aggregate the series
-//! correctly. Documents still index their identity fields, metric name, kind, unit and
-//! attributes, so filters match points as before; only the columns that would repeat one
-//! value per point are gone.
+//! attributes: everything a query filters or groups by, or needs to know to aggregate the
+//! series correctly. Documents hold none of it: a filter on labels is matched against the
+//! table, once per series ([`super::metric_filter`]).
 //!
 //! Dense ordinals are what make metric splits small: the split is sorted by `series`, so
 //! the key column climbs by one second per point inside a series and steps by about 2¹⁸
-//! between series, where a 64-bit hash needed 64 bits at every series boundary. Series
-//! that arrive together (an instance's series, in one export) get neighbouring ordinals,
-//! so postings of identity fields become long runs too.
+//! between series, where a 64-bit hash needed 64 bits at every series boundary.
 //!
 //! The table travels with the split's metadata: inside every commit payload while the
 //! split is open (so the table and the documents that use it are committed together) and
