@@ -364,6 +364,13 @@ fn a_sealed_metric_split_is_one_segment_with_its_series_and_answers_the_same_aft
                 searcher.doc(tantivy::DocAddress::new(0, doc));
             assert!(fetched.is_err(), "document {doc} is still in the store");
         }
+        // Points arrived out of order; the seal wrote them in series order, then time.
+        let fast = searcher.segment_reader(0).fast_fields();
+        let (series, timestamp) = (fast.u64("series").unwrap(), fast.i64("timestamp").unwrap());
+        let order: Vec<(u64, i64)> = (0..9)
+            .map(|doc| (series.first(doc).unwrap(), timestamp.first(doc).unwrap()))
+            .collect();
+        assert!(order.is_sorted(), "{order:?}");
     }
     assert_eq!(answer(&server), expected);
     // `value` filters compare the point's value, here sent as an integer.

@@ -22,9 +22,10 @@
 //! or quantiles, which only make sense together, are one `buckets` bytes field (see
 //! [`Buckets`]).
 //!
-//! Points are stored in series order: every segment is sorted by `series`, so a series'
-//! points sit together in time order, timestamps and values make near-straight runs, and
-//! a query finds each series' points together. `timestamp` ranges run on its column.
+//! A sealed split stores its points in series order, one segment sorted by `series` then
+//! time, so a series' points sit together in time order and its timestamps and values
+//! make near-straight runs; an open split keeps them in the order they arrived, which
+//! commits cheaply (see `split`'s seal). `timestamp` ranges run on its column.
 //!
 //! Why milliseconds: tantivy packs a column either bit by bit over its whole range or as
 //! straight lines through blocks of 512 values with the deviations bit-packed, and a
@@ -52,7 +53,7 @@ use epitaph_proto::metrics::v1::{
     SummaryDataPoint, metric, number_data_point,
 };
 use tantivy::schema::{BytesOptions, Field, NumericOptions, Schema};
-use tantivy::{IndexSettings, IndexSortByField, Order, TantivyDocument};
+use tantivy::{IndexSettings, TantivyDocument};
 
 use super::schema::{
     DocumentIdentity, IDENTITY_FIELDS, any_value_to_json, positive_nanos, split_index_settings,
@@ -68,7 +69,7 @@ const POINT_DOCUMENT_BYTES: usize = 64;
 /// How many rejection reasons an export answer lists.
 const MAX_REASONS: usize = 3;
 /// The series key field, which metric splits are sorted by.
-pub(super) const SERIES_FIELD: &str = "series";
+pub const SERIES_FIELD: &str = "series";
 
 /// The metric schema with its fields resolved once.
 #[derive(Clone)]
@@ -126,15 +127,10 @@ impl MetricSchema {
         self.schema.clone()
     }
 
-    /// Index settings of metric splits: those of every split, sorted by `series`.
+    /// Index settings of metric splits: those of every split. Points are not sorted as
+    /// they are committed; a split is written in series order when it is sealed.
     pub fn index_settings() -> IndexSettings {
-        IndexSettings {
-            sort_by_field: Some(IndexSortByField {
-                field: SERIES_FIELD.to_string(),
-                order: Order::Asc,
-            }),
-            ..split_index_settings()
-        }
+        split_index_settings()
     }
 
     /// Maps one OTLP request to documents, skipping the points [`check_request`] rejects.
@@ -222,6 +218,94 @@ impl MetricSchema {
             };
             emit(doc, &facts);
         });
+    }
+}
+
+/// A point's document as a split holds it: every column, read back to be written again
+/// in another order (see [`MetricSchema::stored_points`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPoint {
+    pub series: u64,
+    pub timestamp: i64,
+    pub start_timestamp: i64,
+    pub value: Option<f64>,
+    pub value_int: Option<i64>,
+    pub count: Option<u64>,
+    pub sum: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub buckets: Option<Vec<u8>>,
+}
+
+impl MetricSchema {
+    /// Every point of the searcher's segments, in series order (then time, then the
+    /// order they were found in).
+    pub fn stored_points(&self, searcher: &tantivy::Searcher) -> tantivy::Result<Vec<StoredPoint>> {
+        let mut points = Vec::with_capacity(searcher.num_docs() as usize);
+        for segment in searcher.segment_readers() {
+            let fast = segment.fast_fields();
+            let series = fast.u64(SERIES_FIELD)?;
+            let timestamp = fast.i64("timestamp")?;
+            let start_timestamp = fast.i64("start_timestamp")?;
+            let value = fast.f64("value")?;
+            let value_int = fast.i64("value_int")?;
+            let count = fast.u64("count")?;
+            let sum = fast.f64("sum")?;
+            let min = fast.f64("min")?;
+            let max = fast.f64("max")?;
+            let buckets = fast.bytes("buckets")?;
+            for doc in segment.doc_ids_alive() {
+                let buckets = match &buckets {
+                    Some(column) => match column.term_ords(doc).next() {
+                        Some(ord) => {
+                            let mut bytes = Vec::new();
+                            column.ord_to_bytes(ord, &mut bytes)?;
+                            Some(bytes)
+                        }
+                        None => None,
+                    },
+                    None => None,
+                };
+                points.push(StoredPoint {
+                    series: series.first(doc).unwrap_or(0),
+                    timestamp: timestamp.first(doc).unwrap_or(0),
+                    start_timestamp: start_timestamp.first(doc).unwrap_or(0),
+                    value: value.first(doc),
+                    value_int: value_int.first(doc),
+                    count: count.first(doc),
+                    sum: sum.first(doc),
+                    min: min.first(doc),
+                    max: max.first(doc),
+                    buckets,
+                });
+            }
+        }
+        points.sort_by_key(|point| (point.series, point.timestamp));
+        Ok(points)
+    }
+
+    /// The document of a point read back with [`MetricSchema::stored_points`].
+    pub fn stored_document(&self, point: &StoredPoint) -> TantivyDocument {
+        let mut doc = TantivyDocument::with_capacity(POINT_DOCUMENT_BYTES);
+        doc.add_i64(self.timestamp, point.timestamp);
+        doc.add_i64(self.start_timestamp, point.start_timestamp);
+        doc.add_u64(self.series, point.series);
+        if let Some(value) = point.value {
+            doc.add_f64(self.value, value);
+        }
+        if let Some(value) = point.value_int {
+            doc.add_i64(self.value_int, value);
+        }
+        if let Some(count) = point.count {
+            doc.add_u64(self.count, count);
+        }
+        add_optional(&mut doc, self.sum, point.sum);
+        add_optional(&mut doc, self.min, point.min);
+        add_optional(&mut doc, self.max, point.max);
+        if let Some(buckets) = &point.buckets {
+            doc.add_bytes(self.buckets, buckets);
+        }
+        doc
     }
 }
 
@@ -1125,7 +1209,11 @@ mod tests {
             vec![],
             vec![attribute("a", "1"), attribute("p", "2")],
             vec![attribute("p", "2"), attribute("a", "1")],
-            vec![attribute("os.type", "bsd"), number_attribute, attribute("z", "")],
+            vec![
+                attribute("os.type", "bsd"),
+                number_attribute,
+                attribute("z", ""),
+            ],
         ];
         for attributes in attribute_lists {
             let request = request(vec![

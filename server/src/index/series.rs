@@ -10,7 +10,7 @@
 //! series correctly. Documents hold none of it: a filter on labels is matched against the
 //! table, once per series ([`super::metric_filter`]).
 //!
-//! Dense ordinals are what make metric splits small: the split is sorted by `series`, so
+//! Dense ordinals are what make metric splits small: a sealed split is sorted by `series`, so
 //! the key column climbs by one second per point inside a series and steps by about 2¹⁸
 //! between series, where a 64-bit hash needed 64 bits at every series boundary.
 //!
@@ -200,9 +200,8 @@ impl SeriesWriter<'_> {
     /// bits the point's second counted from an hour before the split's first point.
     ///
     /// Sorting a split by this key puts each series' points together and in time order
-    /// (to the second), whatever order they arrived in and whatever order segment merges
-    /// leave equal keys in; that is what lets timestamps and values pack as near-straight
-    /// runs. Points from before that hour or more than [`TIME_BITS`] worth of seconds
+    /// (to the second; the seal sorts equal keys by time), whatever order they arrived
+    /// in; that is what lets timestamps and values pack as near-straight runs. Points from before that hour or more than [`TIME_BITS`] worth of seconds
     /// (three days) after it take the first or last second: still with their series, no
     /// longer in order.
     pub fn key(
