@@ -83,14 +83,14 @@ impl SplitMetadata {
             self.max_timestamp_nanos
                 .map_or(timestamp_nanos, |t| t.max(timestamp_nanos)),
         );
-        insert_if_new(&mut self.services, identity.get("service"));
-        insert_if_new(&mut self.versions, identity.get("version"));
+        let service = identity.get("service");
+        let version = identity.get("version");
+        insert_if_new(&mut self.services, service);
+        insert_if_new(&mut self.versions, version);
         insert_if_new(&mut self.generations, identity.get("generation"));
         insert_if_new(&mut self.instances, identity.get("instance"));
         // Look up before inserting: this runs per document, and the keys are allocated
         // only the first time a (service, version) shows up in the split.
-        let service = identity.get("service");
-        let version = identity.get("version");
         let versions = match self.version_first_seen.get_mut(service) {
             Some(versions) => versions,
             None => self
