@@ -52,8 +52,9 @@ use epitaph_proto::metrics::v1::{
     AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint,
     SummaryDataPoint, metric, number_data_point,
 };
+use tantivy::columnar::{BytesColumn, Column};
 use tantivy::schema::{BytesOptions, Field, NumericOptions, Schema};
-use tantivy::{IndexSettings, TantivyDocument};
+use tantivy::{DocId, IndexSettings, TantivyDocument};
 
 use super::schema::{
     DocumentIdentity, IDENTITY_FIELDS, any_value_to_json, positive_nanos, split_index_settings,
@@ -221,91 +222,96 @@ impl MetricSchema {
     }
 }
 
-/// A point's document as a split holds it: every column, read back to be written again
-/// in another order (see [`MetricSchema::stored_points`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredPoint {
-    pub series: u64,
-    pub timestamp: i64,
-    pub start_timestamp: i64,
-    pub value: Option<f64>,
-    pub value_int: Option<i64>,
-    pub count: Option<u64>,
-    pub sum: Option<f64>,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    pub buckets: Option<Vec<u8>>,
+/// A split's points read back to be written again in series order: where each point
+/// is, sorted, and the columns to rebuild its document from.
+pub struct StoredPoints {
+    /// `(series key, timestamp, segment, doc)` of every point, sorted: series, then
+    /// time, then the order the points were found in.
+    pub order: Vec<(u64, i64, u32, DocId)>,
+    segments: Vec<PointColumns>,
+}
+
+/// Every column of a metric segment.
+struct PointColumns {
+    series: Column<u64>,
+    timestamp: Column<i64>,
+    start_timestamp: Column<i64>,
+    value: Column<f64>,
+    value_int: Column<i64>,
+    count: Column<u64>,
+    sum: Column<f64>,
+    min: Column<f64>,
+    max: Column<f64>,
+    buckets: Option<BytesColumn>,
 }
 
 impl MetricSchema {
-    /// Every point of the searcher's segments, in series order (then time, then the
-    /// order they were found in).
-    pub fn stored_points(&self, searcher: &tantivy::Searcher) -> tantivy::Result<Vec<StoredPoint>> {
-        let mut points = Vec::with_capacity(searcher.num_docs() as usize);
-        for segment in searcher.segment_readers() {
+    /// Where every live point of the searcher's segments is, in series order. Only the
+    /// order is held (24 bytes a point); documents are rebuilt one at a time.
+    pub fn stored_points(&self, searcher: &tantivy::Searcher) -> tantivy::Result<StoredPoints> {
+        let mut order = Vec::with_capacity(searcher.num_docs() as usize);
+        let mut segments = Vec::with_capacity(searcher.segment_readers().len());
+        for (ordinal, segment) in searcher.segment_readers().iter().enumerate() {
             let fast = segment.fast_fields();
-            let series = fast.u64(SERIES_FIELD)?;
-            let timestamp = fast.i64("timestamp")?;
-            let start_timestamp = fast.i64("start_timestamp")?;
-            let value = fast.f64("value")?;
-            let value_int = fast.i64("value_int")?;
-            let count = fast.u64("count")?;
-            let sum = fast.f64("sum")?;
-            let min = fast.f64("min")?;
-            let max = fast.f64("max")?;
-            let buckets = fast.bytes("buckets")?;
+            let columns = PointColumns {
+                series: fast.u64(SERIES_FIELD)?,
+                timestamp: fast.i64("timestamp")?,
+                start_timestamp: fast.i64("start_timestamp")?,
+                value: fast.f64("value")?,
+                value_int: fast.i64("value_int")?,
+                count: fast.u64("count")?,
+                sum: fast.f64("sum")?,
+                min: fast.f64("min")?,
+                max: fast.f64("max")?,
+                buckets: fast.bytes("buckets")?,
+            };
             for doc in segment.doc_ids_alive() {
-                let buckets = match &buckets {
-                    Some(column) => match column.term_ords(doc).next() {
-                        Some(ord) => {
-                            let mut bytes = Vec::new();
-                            column.ord_to_bytes(ord, &mut bytes)?;
-                            Some(bytes)
-                        }
-                        None => None,
-                    },
-                    None => None,
-                };
-                points.push(StoredPoint {
-                    series: series.first(doc).unwrap_or(0),
-                    timestamp: timestamp.first(doc).unwrap_or(0),
-                    start_timestamp: start_timestamp.first(doc).unwrap_or(0),
-                    value: value.first(doc),
-                    value_int: value_int.first(doc),
-                    count: count.first(doc),
-                    sum: sum.first(doc),
-                    min: min.first(doc),
-                    max: max.first(doc),
-                    buckets,
-                });
+                order.push((
+                    columns.series.first(doc).unwrap_or(0),
+                    columns.timestamp.first(doc).unwrap_or(0),
+                    ordinal as u32,
+                    doc,
+                ));
             }
+            segments.push(columns);
         }
-        points.sort_by_key(|point| (point.series, point.timestamp));
-        Ok(points)
+        order.sort_unstable();
+        Ok(StoredPoints { order, segments })
     }
 
-    /// The document of a point read back with [`MetricSchema::stored_points`].
-    pub fn stored_document(&self, point: &StoredPoint) -> TantivyDocument {
-        let mut doc = TantivyDocument::with_capacity(POINT_DOCUMENT_BYTES);
-        doc.add_i64(self.timestamp, point.timestamp);
-        doc.add_i64(self.start_timestamp, point.start_timestamp);
-        doc.add_u64(self.series, point.series);
-        if let Some(value) = point.value {
-            doc.add_f64(self.value, value);
+    /// The document of the point at `(segment, doc)` of [`StoredPoints`], as it was.
+    pub fn stored_document(
+        &self,
+        points: &StoredPoints,
+        segment: u32,
+        doc: DocId,
+    ) -> tantivy::Result<TantivyDocument> {
+        let columns = &points.segments[segment as usize];
+        let mut document = TantivyDocument::with_capacity(POINT_DOCUMENT_BYTES);
+        document.add_i64(self.timestamp, columns.timestamp.first(doc).unwrap_or(0));
+        document.add_i64(
+            self.start_timestamp,
+            columns.start_timestamp.first(doc).unwrap_or(0),
+        );
+        document.add_u64(self.series, columns.series.first(doc).unwrap_or(0));
+        add_optional(&mut document, self.value, columns.value.first(doc));
+        if let Some(value) = columns.value_int.first(doc) {
+            document.add_i64(self.value_int, value);
         }
-        if let Some(value) = point.value_int {
-            doc.add_i64(self.value_int, value);
+        if let Some(count) = columns.count.first(doc) {
+            document.add_u64(self.count, count);
         }
-        if let Some(count) = point.count {
-            doc.add_u64(self.count, count);
+        add_optional(&mut document, self.sum, columns.sum.first(doc));
+        add_optional(&mut document, self.min, columns.min.first(doc));
+        add_optional(&mut document, self.max, columns.max.first(doc));
+        if let Some(column) = &columns.buckets
+            && let Some(ord) = column.term_ords(doc).next()
+        {
+            let mut bytes = Vec::new();
+            column.ord_to_bytes(ord, &mut bytes)?;
+            document.add_bytes(self.buckets, &bytes);
         }
-        add_optional(&mut doc, self.sum, point.sum);
-        add_optional(&mut doc, self.min, point.min);
-        add_optional(&mut doc, self.max, point.max);
-        if let Some(buckets) = &point.buckets {
-            doc.add_bytes(self.buckets, buckets);
-        }
-        doc
+        Ok(document)
     }
 }
 
@@ -1232,6 +1238,110 @@ mod tests {
             });
             assert_eq!(seen, 2);
         }
+    }
+
+    #[test]
+    fn a_sealed_split_holds_every_point_as_added_in_series_then_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = MetricSchema::new();
+        let mut split = crate::index::split::OpenSplit::create(
+            dir.path(),
+            schema.schema(),
+            MetricSchema::index_settings(),
+            0,
+            1,
+            1,
+            15_000_000,
+        )
+        .unwrap();
+        let at = |mut point: NumberDataPoint, seconds: u64| {
+            point.time_unix_nano = seconds * 1_000_000_000;
+            point
+        };
+        let mut integer = number(0.0, vec![attribute("route", "/a")]);
+        integer.value = Some(number_data_point::Value::AsInt(41));
+        let summary = metric::Data::Summary(Summary {
+            data_points: vec![SummaryDataPoint {
+                time_unix_nano: 5_000_000_000,
+                count: 3,
+                sum: 7.5,
+                quantile_values: vec![ValueAtQuantile {
+                    quantile: 0.5,
+                    value: 2.0,
+                }],
+                ..Default::default()
+            }],
+        });
+        let mut with_extremes = histogram(vec![1.0, 2.0], vec![1, 0, 2], 3);
+        if let metric::Data::Histogram(h) = &mut with_extremes {
+            h.data_points[0].min = Some(0.5);
+            h.data_points[0].max = Some(9.0);
+        }
+        // Three commits, so three segments, each with points of several series and the
+        // later points of a series first.
+        let exports = [
+            vec![
+                metric(
+                    "g",
+                    metric::Data::Gauge(Gauge {
+                        data_points: vec![at(number(3.5, vec![]), 30), at(integer.clone(), 20)],
+                    }),
+                ),
+                metric("h", with_extremes),
+            ],
+            vec![
+                metric(
+                    "g",
+                    metric::Data::Gauge(Gauge {
+                        data_points: vec![at(number(1.5, vec![]), 10), at(integer, 10)],
+                    }),
+                ),
+                metric("s", summary),
+            ],
+            vec![metric("h", histogram(vec![1.0], vec![2, 2], 4))],
+        ];
+        let json =
+            |document: &TantivyDocument| tantivy::Document::to_json(document, &schema.schema());
+        let mut added = Vec::new();
+        for export in exports {
+            let table = split.pending.series.clone();
+            let mut series = table.writer();
+            schema.documents_from_request(&request(export), 0, &mut series, |doc, facts| {
+                split
+                    .pending
+                    .observe_metric(facts.identity, facts.metric, facts.timestamp_nanos);
+                added.push(json(&doc));
+                split.add_document(doc).unwrap();
+            });
+            drop(series);
+            split.commit().unwrap();
+        }
+        let dump = |searcher: &tantivy::Searcher| {
+            let points = schema.stored_points(searcher).unwrap();
+            let documents: Vec<String> = points
+                .order
+                .iter()
+                .map(|&(_, _, segment, doc)| {
+                    json(&schema.stored_document(&points, segment, doc).unwrap())
+                })
+                .collect();
+            (points.order, documents)
+        };
+        assert_eq!(added.len(), 7);
+        let sealed = split.seal(1).unwrap();
+        let searcher = sealed.reader.searcher();
+        assert_eq!(searcher.segment_readers().len(), 1);
+        let (order, mut after) = dump(&searcher);
+        // One segment, whose documents are already in order.
+        let docs: Vec<DocId> = order.iter().map(|&(_, _, _, doc)| doc).collect();
+        assert_eq!(docs, (0..7).collect::<Vec<_>>());
+        added.sort();
+        after.sort();
+        assert_eq!(added, after);
+        assert!(
+            after.iter().any(|d| d.contains("\"min\":[0.5]")),
+            "{after:?}"
+        );
     }
 
     #[test]

@@ -351,10 +351,10 @@ fn rewrite_in_series_order(
         .reload_policy(ReloadPolicy::Manual)
         .try_into()
         .context("opening split reader to seal")?;
+    let searcher = reader.searcher();
     let points = schema
-        .stored_points(&reader.searcher())
+        .stored_points(&searcher)
         .context("reading the split's points")?;
-    drop(reader);
     let mut writer: IndexWriter = index
         .writer_with_num_threads(1, memory_bytes)
         .context("opening split writer to seal")?;
@@ -362,9 +362,12 @@ fn rewrite_in_series_order(
     writer
         .delete_all_documents()
         .context("replacing the split's segments")?;
-    for point in &points {
+    for &(_, _, segment, doc) in &points.order {
+        let document = schema
+            .stored_document(&points, segment, doc)
+            .context("reading a point of the split")?;
         writer
-            .add_document(schema.stored_document(point))
+            .add_document(document)
             .context("adding document to split")?;
     }
     let mut prepared = writer.prepare_commit().context("preparing split commit")?;
