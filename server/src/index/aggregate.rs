@@ -75,7 +75,10 @@ pub fn aggregate(
     let mut wanted = Vec::with_capacity(splits.len());
     let mut oldest_searched: Option<i64> = None;
     for split in &splits {
-        if !filter.may_match(&split.metadata, request.start_nanos, request.end_nanos) {
+        if !filter
+            .pruning
+            .may_match(&split.metadata, request.start_nanos, request.end_nanos)
+        {
             continue;
         }
         if let Some(min) = split.metadata.min_timestamp_nanos {
@@ -183,7 +186,10 @@ pub fn facets(
     let collector = plan.collector();
     let mut wanted = Vec::with_capacity(splits.len());
     for split in &splits {
-        if filter.may_match(&split.metadata, request.start_nanos, request.end_nanos) {
+        if filter
+            .pruning
+            .may_match(&split.metadata, request.start_nanos, request.end_nanos)
+        {
             wanted.push(split.as_ref());
         }
     }
@@ -270,7 +276,10 @@ pub fn patterns(
     )?;
     let mut wanted = Vec::with_capacity(splits.len());
     for split in &splits {
-        if filter.may_match(&split.metadata, request.start_nanos, request.end_nanos) {
+        if filter
+            .pruning
+            .may_match(&split.metadata, request.start_nanos, request.end_nanos)
+        {
             wanted.push(split.as_ref());
         }
     }

@@ -39,14 +39,13 @@ use epitaph_query::{
     AggregateFunction, Aggregation, FieldRef, Filter, Query, QueryError, Stage, Value,
 };
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{BytesColumn, Column};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::aggregate::{AggregateRequest, AggregateResponse, cell_to_json, number_to_json, within};
 use super::catalog::{SearchableSplit, SplitCatalog};
 use super::indexer::now_nanos;
 use super::metric_filter::MetricFilter;
-use super::metric_schema::{Buckets, NANOS_PER_MILLI};
+use super::metric_schema::{Buckets, NANOS_PER_MILLI, PointColumns};
 use super::search::{
     LogQueryParser, SearchError, SearchLimits, SplitPruning, SplitVersions, map_splits,
 };
@@ -684,15 +683,9 @@ struct PointCollector {
 }
 
 struct PointSegmentCollector {
-    series: Column<u64>,
-    /// Unix milliseconds.
-    timestamp: Column<i64>,
-    start: Column<i64>,
-    value: Column<f64>,
-    value_int: Column<i64>,
-    count: Column<u64>,
-    sum: Column<f64>,
-    buckets: Option<BytesColumn>,
+    columns: PointColumns,
+    /// Whether to read histograms' buckets.
+    needs_buckets: bool,
     labels: Arc<[Arc<SeriesLabels>]>,
     by: Arc<[FieldRef]>,
     collected: Collected,
@@ -708,20 +701,9 @@ impl Collector for PointCollector {
         _segment: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<PointSegmentCollector> {
-        let fast = reader.fast_fields();
         Ok(PointSegmentCollector {
-            series: fast.u64("series")?,
-            timestamp: fast.i64("timestamp")?,
-            start: fast.i64("start_timestamp")?,
-            value: fast.f64("value")?,
-            value_int: fast.i64("value_int")?,
-            count: fast.u64("count")?,
-            sum: fast.f64("sum")?,
-            buckets: if self.needs_buckets {
-                fast.bytes("buckets")?
-            } else {
-                None
-            },
+            columns: PointColumns::open(reader)?,
+            needs_buckets: self.needs_buckets,
             labels: self.series.clone(),
             by: self.by.clone(),
             collected: Collected::default(),
@@ -744,7 +726,10 @@ impl Collector for PointCollector {
 
 impl PointSegmentCollector {
     fn buckets(&mut self, doc: DocId) -> Option<(Vec<f64>, Vec<u64>)> {
-        let column = self.buckets.as_ref()?;
+        if !self.needs_buckets {
+            return None;
+        }
+        let column = self.columns.buckets.as_ref()?;
         let ord = column.term_ords(doc).next()?;
         self.scratch.clear();
         column.ord_to_bytes(ord, &mut self.scratch).ok()?;
@@ -760,6 +745,7 @@ impl SegmentCollector for PointSegmentCollector {
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         let Some(labels) = self
+            .columns
             .series
             .first(doc)
             .and_then(|key| self.labels.get(ordinal_of_key(key)))
@@ -785,22 +771,23 @@ impl SegmentCollector for PointSegmentCollector {
         // Only the columns the series' kind has are read.
         let point = MetricPoint {
             timestamp: self
+                .columns
                 .timestamp
                 .first(doc)
                 .map_or(0, |millis| millis.saturating_mul(NANOS_PER_MILLI)),
-            start: self.start.first(doc).unwrap_or(0),
+            start: self.columns.start_timestamp.first(doc).unwrap_or(0),
             value: if distribution {
                 None
             } else {
-                match self.value_int.first(doc) {
+                match self.columns.value_int.first(doc) {
                     Some(value) => Some(value as f64),
-                    None => self.value.first(doc),
+                    None => self.columns.value.first(doc),
                 }
             },
             distribution: distribution.then(|| {
                 Box::new(DistributionPoint {
-                    count: self.count.first(doc).unwrap_or(0),
-                    sum: self.sum.first(doc),
+                    count: self.columns.count.first(doc).unwrap_or(0),
+                    sum: self.columns.sum.first(doc),
                     buckets: self.buckets(doc),
                 })
             }),

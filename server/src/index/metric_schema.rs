@@ -54,7 +54,7 @@ use epitaph_proto::metrics::v1::{
 };
 use tantivy::columnar::{BytesColumn, Column};
 use tantivy::schema::{BytesOptions, Field, NumericOptions, Schema};
-use tantivy::{DocId, IndexSettings, TantivyDocument};
+use tantivy::{DocId, IndexSettings, SegmentReader, TantivyDocument};
 
 use super::schema::{
     DocumentIdentity, IDENTITY_FIELDS, any_value_to_json, positive_nanos, split_index_settings,
@@ -232,17 +232,36 @@ pub struct StoredPoints {
 }
 
 /// Every column of a metric segment.
-struct PointColumns {
-    series: Column<u64>,
-    timestamp: Column<i64>,
-    start_timestamp: Column<i64>,
-    value: Column<f64>,
-    value_int: Column<i64>,
-    count: Column<u64>,
-    sum: Column<f64>,
-    min: Column<f64>,
-    max: Column<f64>,
-    buckets: Option<BytesColumn>,
+pub struct PointColumns {
+    pub series: Column<u64>,
+    /// Unix milliseconds.
+    pub timestamp: Column<i64>,
+    pub start_timestamp: Column<i64>,
+    pub value: Column<f64>,
+    pub value_int: Column<i64>,
+    pub count: Column<u64>,
+    pub sum: Column<f64>,
+    pub min: Column<f64>,
+    pub max: Column<f64>,
+    pub buckets: Option<BytesColumn>,
+}
+
+impl PointColumns {
+    pub fn open(segment: &SegmentReader) -> tantivy::Result<PointColumns> {
+        let fast = segment.fast_fields();
+        Ok(PointColumns {
+            series: fast.u64(SERIES_FIELD)?,
+            timestamp: fast.i64("timestamp")?,
+            start_timestamp: fast.i64("start_timestamp")?,
+            value: fast.f64("value")?,
+            value_int: fast.i64("value_int")?,
+            count: fast.u64("count")?,
+            sum: fast.f64("sum")?,
+            min: fast.f64("min")?,
+            max: fast.f64("max")?,
+            buckets: fast.bytes("buckets")?,
+        })
+    }
 }
 
 impl MetricSchema {
@@ -252,19 +271,7 @@ impl MetricSchema {
         let mut order = Vec::with_capacity(searcher.num_docs() as usize);
         let mut segments = Vec::with_capacity(searcher.segment_readers().len());
         for (ordinal, segment) in searcher.segment_readers().iter().enumerate() {
-            let fast = segment.fast_fields();
-            let columns = PointColumns {
-                series: fast.u64(SERIES_FIELD)?,
-                timestamp: fast.i64("timestamp")?,
-                start_timestamp: fast.i64("start_timestamp")?,
-                value: fast.f64("value")?,
-                value_int: fast.i64("value_int")?,
-                count: fast.u64("count")?,
-                sum: fast.f64("sum")?,
-                min: fast.f64("min")?,
-                max: fast.f64("max")?,
-                buckets: fast.bytes("buckets")?,
-            };
+            let columns = PointColumns::open(segment)?;
             for doc in segment.doc_ids_alive() {
                 order.push((
                     columns.series.first(doc).unwrap_or(0),

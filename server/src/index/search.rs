@@ -315,18 +315,6 @@ impl LogQueryParser {
     }
 }
 
-impl CompiledFilter {
-    /// See [`SplitPruning::may_match`].
-    pub fn may_match(
-        &self,
-        metadata: &SplitMetadata,
-        start_nanos: Option<i64>,
-        end_nanos: Option<i64>,
-    ) -> bool {
-        self.pruning.may_match(metadata, start_nanos, end_nanos)
-    }
-}
-
 impl SplitPruning {
     pub fn new(filter: &Filter, now_nanos: i64) -> SplitPruning {
         SplitPruning {
@@ -436,7 +424,10 @@ pub fn search(
     };
     let mut wanted = Vec::with_capacity(splits.len());
     for split in &splits {
-        if filter.may_match(&split.metadata, request.start_nanos, end_bound) {
+        if filter
+            .pruning
+            .may_match(&split.metadata, request.start_nanos, end_bound)
+        {
             wanted.push(split.as_ref());
         }
     }

@@ -399,19 +399,7 @@ fn merge_in_series_order(index: &Index) -> anyhow::Result<()> {
     drop(searcher);
     segments.sort();
     let ids: Vec<_> = segments.into_iter().map(|(_, id)| id).collect();
-    let mut writer = sealing_writer(index)?;
-    writer
-        .merge(&ids)
-        .wait()
-        .context("merging split segments")?;
-    writer
-        .garbage_collect_files()
-        .wait()
-        .context("removing merged segment files")?;
-    writer
-        .wait_merging_threads()
-        .context("waiting for split merge")?;
-    Ok(())
+    merge_segments(index, &ids)
 }
 
 /// Merges every segment of `index` into one, keeping the last commit's payload.
@@ -422,9 +410,14 @@ fn merge_into_one_segment(index: &Index) -> anyhow::Result<()> {
     if segments.len() < 2 {
         return Ok(());
     }
+    merge_segments(index, &segments)
+}
+
+/// Merges `segments`, in that order, into one, keeping the last commit's payload.
+fn merge_segments(index: &Index, segments: &[tantivy::index::SegmentId]) -> anyhow::Result<()> {
     let mut writer = sealing_writer(index)?;
     writer
-        .merge(&segments)
+        .merge(segments)
         .wait()
         .context("merging split segments")?;
     writer
