@@ -355,7 +355,7 @@ fn rewrite_in_series_order(
     let points = schema
         .stored_points(&searcher)
         .context("reading the split's points")?;
-    let mut writer: IndexWriter = index
+    let writer: IndexWriter = index
         .writer_with_num_threads(1, memory_bytes)
         .context("opening split writer to seal")?;
     writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
@@ -370,12 +370,7 @@ fn rewrite_in_series_order(
             .add_document(document)
             .context("adding document to split")?;
     }
-    let mut prepared = writer.prepare_commit().context("preparing split commit")?;
-    prepared.set_payload(payload);
-    prepared.commit().context("committing split")?;
-    writer
-        .wait_merging_threads()
-        .context("closing split writer")?;
+    commit_and_close(writer, payload)?;
     merge_in_series_order(index)
 }
 
@@ -469,7 +464,11 @@ const SEALED_PAYLOAD: &str = "{\"sealed\":\"see split.json\"}";
 
 /// Commits `payload` to `index` with no other change.
 fn commit_payload(index: &Index, payload: &str) -> anyhow::Result<()> {
-    let mut writer = sealing_writer(index)?;
+    commit_and_close(sealing_writer(index)?, payload)
+}
+
+/// Commits what `writer` holds with `payload`, then closes it.
+fn commit_and_close(mut writer: IndexWriter, payload: &str) -> anyhow::Result<()> {
     let mut prepared = writer.prepare_commit().context("preparing split commit")?;
     prepared.set_payload(payload);
     prepared.commit().context("committing split")?;
