@@ -396,3 +396,88 @@ fn a_sealed_metric_split_is_one_segment_with_its_series_and_answers_the_same_aft
     server.restart();
     assert_eq!(answer(&server), expected);
 }
+
+#[test]
+fn a_finished_days_metric_splits_are_compacted_into_one_that_answers_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mut server = Server::start(
+        &data_dir,
+        &["--metric-split-window", "1s", "--commit-interval", "200ms"],
+    );
+    let client = OtlpClient::connect(&server.grpc_url());
+    let service = unique_token("compact");
+    // 10:00 UTC three days ago: that day is over, so its splits are compacted as soon as
+    // there are two.
+    const DAY: u64 = 86_400 * 1_000_000_000;
+    let day_start = unix_nanos(SystemTime::now()) / DAY * DAY - 3 * DAY;
+    let start = day_start + 10 * 3600 * 1_000_000_000;
+    let exports = [
+        counter_request(&service, "v1", "i-1", "/a", start, &[(60, 10), (120, 20)]),
+        counter_request(&service, "v1", "i-1", "/b", start, &[(60, 1), (120, 3)]),
+        counter_request(&service, "v1", "i-1", "/a", start, &[(180, 30), (240, 45)]),
+        counter_request(&service, "v2", "i-2", "/a", start, &[(60, 100), (120, 160)]),
+    ];
+    let query = format!(
+        "metric:seal.requests service:{service} | stats increase(), count() by version, attrs.route"
+    );
+    let answer = |server: &Server| {
+        let answer = server.get(
+            "/api/v1/aggregate",
+            &[
+                ("q", query.as_str()),
+                (
+                    "start",
+                    &((start + 30 * 1_000_000_000) / 1_000_000).to_string(),
+                ),
+                (
+                    "end",
+                    &((start + 3600 * 1_000_000_000) / 1_000_000).to_string(),
+                ),
+            ],
+        );
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.json()["rows"].clone()
+    };
+    let expected =
+        serde_json::json!([["v1", "/a", 35, 4], ["v1", "/b", 2, 2], ["v2", "/a", 60, 2]]);
+    // Each export in a split of its own: the next one goes out once the last is sealed.
+    for (sent, export) in exports.into_iter().enumerate() {
+        let response = client.export_metrics(export, None).unwrap();
+        assert_eq!(response.partial_success, None);
+        eventually(Duration::from_secs(10), || {
+            let stats = server.get("/api/v1/stats", &[]).json();
+            let metrics = &stats["metrics"];
+            (metrics["points"].as_u64() >= Some(2 * sent as u64 + 2)
+                && metrics["splits"].as_u64() == metrics["sealed_splits"].as_u64())
+            .then_some(())
+        })
+        .expect("the export's split is sealed");
+    }
+    // The four splits become one, which replaces them on disk.
+    let compacted = eventually(Duration::from_secs(15), || {
+        let splits = sealed_metric_splits(&data_dir);
+        (splits.len() == 1).then_some(splits)
+    })
+    .unwrap_or_else(|| panic!("not compacted: {:?}", sealed_metric_splits(&data_dir)));
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(compacted[0].join("split.json")).unwrap()).unwrap();
+    assert!(
+        metadata["replaces"].as_array().unwrap().len() >= 2,
+        "{metadata}"
+    );
+    assert_eq!(metadata["num_docs"], 8);
+    let stats = server.get("/api/v1/stats", &[]).json();
+    assert_eq!(stats["metrics"]["splits"], 1, "{stats}");
+    assert_eq!(stats["metrics"]["points"], 8, "{stats}");
+    assert_eq!(answer(&server), expected);
+    let count_with =
+        |server: &Server, filter: &str| count_now(server, "seal.requests", &service, filter);
+    assert_eq!(count_with(&server, "attrs.route:\"/a\" AND value:>=30"), 4);
+
+    server.kill9();
+    server.restart();
+    assert_eq!(answer(&server), expected);
+    assert_eq!(count_with(&server, "version:v1"), 6);
+    assert_eq!(sealed_metric_splits(&data_dir).len(), 1);
+}

@@ -58,6 +58,25 @@ impl SplitCatalog {
         state.sealed.push(Arc::new(split));
     }
 
+    /// Replaces the sealed splits named in `replaced` by `split` in one step, so no
+    /// search sees their points twice or not at all.
+    pub fn replace_sealed(&self, replaced: &[String], split: SearchableSplit) {
+        let mut state = self.state.write().expect("catalog lock poisoned");
+        state
+            .sealed
+            .retain(|sealed| !replaced.contains(&sealed.metadata.split_id));
+        state.sealed.push(Arc::new(split));
+    }
+
+    /// The sealed splits.
+    pub fn sealed(&self) -> Vec<Arc<SearchableSplit>> {
+        self.state
+            .read()
+            .expect("catalog lock poisoned")
+            .sealed
+            .clone()
+    }
+
     pub fn totals(&self) -> CatalogTotals {
         let state = self.state.read().expect("catalog lock poisoned");
         let mut totals = CatalogTotals {

@@ -24,6 +24,7 @@ use prost::Message;
 use tracing::{info, warn};
 
 use super::catalog::{SearchableSplit, SplitCatalog};
+use super::compaction;
 use super::metric_schema::MetricSchema;
 use super::schema::{LogSchema, ROW_INDEX_BITS, split_index_settings};
 use super::split::{OpenSplit, SealedSplit, read_sealed_metadata};
@@ -96,6 +97,9 @@ pub struct IndexerSettings {
     pub memory_bytes: usize,
 }
 
+/// How long after a failed compaction the next is tried.
+const COMPACTION_RETRY: Duration = Duration::from_secs(600);
+
 /// One kind of splits (logs or metrics): a directory of them, the open one, and the
 /// catalog searches read.
 struct SplitSet {
@@ -104,11 +108,20 @@ struct SplitSet {
     index_settings: tantivy::IndexSettings,
     open: Option<OpenSplit>,
     open_since: Instant,
+    /// When a compaction may run next (later after one failed).
+    next_compaction: Instant,
     /// Ingest time after which the open split is sealed.
     window: Duration,
     catalog: Arc<SplitCatalog>,
     /// Every record of this kind up to this LSN is in a split (committed or pending).
     indexed_lsn: u64,
+}
+
+fn is_unfinished_compaction(directory: &Path) -> bool {
+    directory
+        .file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with(compaction::IN_PROGRESS_PREFIX))
 }
 
 /// Whether the split in `directory` was created with `schema`.
@@ -138,21 +151,39 @@ impl SplitSet {
             .filter(|p| p.is_dir())
             .collect();
         directories.sort();
+        let mut sealed = Vec::new();
         for split_directory in directories {
+            if is_unfinished_compaction(&split_directory) {
+                warn!(directory = %split_directory.display(), "removing an unfinished compaction");
+                std::fs::remove_dir_all(&split_directory)
+                    .with_context(|| format!("removing {}", split_directory.display()))?;
+                continue;
+            }
             match read_sealed_metadata(&split_directory)? {
-                Some(metadata) => {
-                    indexed_lsn = indexed_lsn.max(metadata.last_lsn);
-                    let split = SealedSplit::open(split_directory, metadata)?;
-                    catalog.publish_sealed(
-                        SearchableSplit {
-                            metadata: split.metadata,
-                            reader: split.reader,
-                        },
-                        false,
-                    );
-                }
+                Some(metadata) => sealed.push((split_directory, metadata)),
                 None => unsealed.push(split_directory),
             }
+        }
+        // Splits a compaction replaced, left behind by a crash before their removal.
+        let replaced: Vec<String> = sealed
+            .iter()
+            .flat_map(|(_, metadata)| metadata.replaces.iter().cloned())
+            .collect();
+        for (split_directory, metadata) in sealed {
+            if replaced.contains(&metadata.split_id) {
+                info!(split = %metadata.split_id, "removing a split that a compaction replaced");
+                compaction::remove_replaced(&directory, &[metadata.split_id])?;
+                continue;
+            }
+            indexed_lsn = indexed_lsn.max(metadata.last_lsn);
+            let split = SealedSplit::open(split_directory, metadata)?;
+            catalog.publish_sealed(
+                SearchableSplit {
+                    metadata: split.metadata,
+                    reader: split.reader,
+                },
+                false,
+            );
         }
         let mut open = None;
         let mut newest_unsealed = unsealed.pop();
@@ -193,6 +224,7 @@ impl SplitSet {
             index_settings,
             open,
             open_since: Instant::now(),
+            next_compaction: Instant::now(),
             window,
             catalog,
             indexed_lsn,
@@ -233,6 +265,49 @@ impl SplitSet {
             });
         }
         Ok(())
+    }
+
+    /// Compacts the sealed splits of the earliest finished day that has several (see
+    /// [`compaction`]), at most one day per call. A failure is logged and retried later:
+    /// the splits stay as they were, and ingest goes on.
+    fn compact_if_due(&mut self, settings: &IndexerSettings) {
+        if Instant::now() < self.next_compaction {
+            return;
+        }
+        let now = now_nanos();
+        let window = i64::try_from(self.window.as_nanos()).unwrap_or(i64::MAX);
+        let group = compaction::next_group(&self.catalog.sealed(), now, window);
+        if group.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        match compaction::compact(&self.directory, &group, 1, settings.memory_bytes, now) {
+            Ok(split) => {
+                let replaced = split.metadata.replaces.clone();
+                info!(
+                    split = %split.metadata.split_id,
+                    replaced = replaced.len(),
+                    docs = split.metadata.num_docs,
+                    disk_bytes = split.metadata.disk_bytes,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "compacted splits"
+                );
+                self.catalog.replace_sealed(
+                    &replaced,
+                    SearchableSplit {
+                        metadata: split.metadata,
+                        reader: split.reader,
+                    },
+                );
+                if let Err(error) = compaction::remove_replaced(&self.directory, &replaced) {
+                    warn!(%error, "could not remove compacted splits; the next start will");
+                }
+            }
+            Err(error) => {
+                warn!(error = %format!("{error:#}"), "compaction failed; retrying in 10 minutes");
+                self.next_compaction = Instant::now() + COMPACTION_RETRY;
+            }
+        }
     }
 
     /// Seals the open split once its window is over or it is full.
@@ -511,6 +586,7 @@ impl Indexer {
         }
         self.logs.seal_if_due(&self.settings)?;
         self.metrics.seal_if_due(&self.settings)?;
+        self.metrics.compact_if_due(&self.settings);
         Ok(())
     }
 
@@ -577,19 +653,72 @@ pub fn metrics_batch(batch: &BatchId) -> BatchId {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_open_split_of_another_schema_is_sealed_and_not_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let splits = dir.path().join("metric-splits");
-        let settings = IndexerSettings {
-            data_dir: dir.path().to_path_buf(),
+    fn test_settings(dir: &Path) -> IndexerSettings {
+        IndexerSettings {
+            data_dir: dir.to_path_buf(),
             commit_interval: Duration::from_secs(1),
             split_window: Duration::from_secs(3600),
             metric_split_window: Duration::from_secs(3600),
             split_max_docs: 1_000_000,
             threads: 1,
             memory_bytes: 15_000_000,
+        }
+    }
+
+    fn open_metric_splits(dir: &Path, catalog: Arc<SplitCatalog>) -> SplitSet {
+        let settings = test_settings(dir);
+        SplitSet::open(
+            dir.join("metric-splits"),
+            MetricSchema::new().schema(),
+            MetricSchema::index_settings(),
+            settings.metric_split_window,
+            catalog,
+            &settings,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_start_removes_what_a_compaction_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let splits = dir.path().join("metric-splits");
+        let sealed_split = |created_at: i64, replaces: Vec<String>| {
+            let mut split = OpenSplit::create(
+                &splits,
+                MetricSchema::new().schema(),
+                MetricSchema::index_settings(),
+                created_at,
+                1,
+                1,
+                15_000_000,
+            )
+            .unwrap();
+            split.pending.replaces = replaces;
+            split.seal(created_at).unwrap().metadata.split_id
         };
+        let replaced = sealed_split(1_000_000_000, Vec::new());
+        let kept = sealed_split(2_000_000_000, Vec::new());
+        let compacted = sealed_split(3_000_000_000, vec![replaced.clone()]);
+        let unfinished = splits.join(format!("{}x", compaction::IN_PROGRESS_PREFIX));
+        std::fs::create_dir_all(&unfinished).unwrap();
+        let catalog = Arc::new(SplitCatalog::default());
+        open_metric_splits(dir.path(), catalog.clone());
+        let mut published: Vec<String> = catalog
+            .sealed()
+            .iter()
+            .map(|split| split.metadata.split_id.clone())
+            .collect();
+        published.sort();
+        assert_eq!(published, [kept.clone(), compacted.clone()]);
+        assert!(!splits.join(&replaced).exists());
+        assert!(!unfinished.exists());
+        assert!(splits.join(&kept).exists() && splits.join(&compacted).exists());
+    }
+
+    #[test]
+    fn an_open_split_of_another_schema_is_sealed_and_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let splits = dir.path().join("metric-splits");
         let mut older = tantivy::schema::Schema::builder();
         older.add_text_field("service", tantivy::schema::STRING);
         older.add_u64_field("series", tantivy::schema::FAST);
@@ -606,19 +735,8 @@ mod tests {
             )
             .unwrap(),
         );
-        let open = |catalog: Arc<SplitCatalog>| {
-            SplitSet::open(
-                splits.clone(),
-                MetricSchema::new().schema(),
-                MetricSchema::index_settings(),
-                settings.metric_split_window,
-                catalog,
-                &settings,
-            )
-            .unwrap()
-        };
         let catalog = Arc::new(SplitCatalog::default());
-        let set = open(catalog.clone());
+        let set = open_metric_splits(dir.path(), catalog.clone());
         assert!(
             set.open.is_none(),
             "the older split was reopened for writing"

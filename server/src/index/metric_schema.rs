@@ -286,12 +286,14 @@ impl MetricSchema {
         Ok(StoredPoints { order, segments })
     }
 
-    /// The document of the point at `(segment, doc)` of [`StoredPoints`], as it was.
+    /// The document of the point at `(segment, doc)` of [`StoredPoints`], as it was but
+    /// for its `series` key, which is `series_key`.
     pub fn stored_document(
         &self,
         points: &StoredPoints,
         segment: u32,
         doc: DocId,
+        series_key: u64,
     ) -> tantivy::Result<TantivyDocument> {
         let columns = &points.segments[segment as usize];
         let mut document = TantivyDocument::with_capacity(POINT_DOCUMENT_BYTES);
@@ -300,7 +302,7 @@ impl MetricSchema {
             self.start_timestamp,
             columns.start_timestamp.first(doc).unwrap_or(0),
         );
-        document.add_u64(self.series, columns.series.first(doc).unwrap_or(0));
+        document.add_u64(self.series, series_key);
         add_optional(&mut document, self.value, columns.value.first(doc));
         if let Some(value) = columns.value_int.first(doc) {
             document.add_i64(self.value_int, value);
@@ -1328,8 +1330,8 @@ mod tests {
             let documents: Vec<String> = points
                 .order
                 .iter()
-                .map(|&(_, _, segment, doc)| {
-                    json(&schema.stored_document(&points, segment, doc).unwrap())
+                .map(|&(key, _, segment, doc)| {
+                    json(&schema.stored_document(&points, segment, doc, key).unwrap())
                 })
                 .collect();
             (points.order, documents)

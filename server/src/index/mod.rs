@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod catalog;
+pub mod compaction;
 pub mod indexer;
 pub mod metric_filter;
 pub mod metric_query;

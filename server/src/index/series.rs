@@ -142,6 +142,22 @@ impl SeriesTable {
         }
     }
 
+    /// An empty table whose keys count time from an hour before `first_nanos`, for a
+    /// split whose earliest point is known before its points are added (a compaction).
+    pub fn starting_at(first_nanos: i64) -> SeriesTable {
+        let table = Table {
+            time_base: Some(
+                first_nanos
+                    .div_euclid(1_000_000_000)
+                    .saturating_sub(TIME_BASE_MARGIN_SECONDS),
+            ),
+            ..Table::default()
+        };
+        SeriesTable {
+            table: Arc::new(RwLock::new(table)),
+        }
+    }
+
     /// The labels of every series so far, indexed by ordinal.
     pub fn snapshot(&self) -> Vec<Arc<SeriesLabels>> {
         self.read().labels.clone()

@@ -64,6 +64,11 @@ pub struct SplitMetadata {
     /// `series` column; empty in log splits.
     #[serde(default, skip_serializing_if = "SeriesTable::is_empty")]
     pub series: SeriesTable,
+    /// For a split compacted from others, their ids: once this split is sealed they are
+    /// redundant, and a server that finds them still on disk (a crash between the two
+    /// steps) deletes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<String>,
 }
 
 impl SplitMetadata {
@@ -102,6 +107,31 @@ impl SplitMetadata {
             Some(first_seen) => *first_seen = (*first_seen).min(timestamp_nanos),
             None => {
                 versions.insert(version.to_string(), timestamp_nanos);
+            }
+        }
+    }
+
+    /// Adds what `other` holds (documents, time range, identity values, metrics) to this
+    /// split's metadata; the series table is not merged.
+    pub fn absorb(&mut self, other: &SplitMetadata) {
+        self.last_lsn = self.last_lsn.max(other.last_lsn);
+        self.num_docs += other.num_docs;
+        self.raw_bytes += other.raw_bytes;
+        self.min_timestamp_nanos = earliest(self.min_timestamp_nanos, other.min_timestamp_nanos);
+        self.max_timestamp_nanos = match (self.max_timestamp_nanos, other.max_timestamp_nanos) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.services.extend(other.services.iter().cloned());
+        self.versions.extend(other.versions.iter().cloned());
+        self.generations.extend(other.generations.iter().cloned());
+        self.instances.extend(other.instances.iter().cloned());
+        self.metrics.extend(other.metrics.iter().cloned());
+        for (service, versions) in &other.version_first_seen {
+            let mine = self.version_first_seen.entry(service.clone()).or_default();
+            for (version, seen) in versions {
+                let first = mine.entry(version.clone()).or_insert(*seen);
+                *first = (*first).min(*seen);
             }
         }
     }
@@ -153,6 +183,13 @@ impl SplitMetadata {
     }
 }
 
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 fn insert_if_new(set: &mut BTreeSet<String>, value: &str) {
     if !set.contains(value) {
         set.insert(value.to_string());
@@ -185,6 +222,24 @@ impl OpenSplit {
     ) -> anyhow::Result<OpenSplit> {
         let split_id = format!("{}-{first_lsn:016x}", created_at_nanos / 1_000_000);
         let directory = splits_dir.join(&split_id);
+        let metadata = SplitMetadata {
+            split_id,
+            created_at_nanos,
+            last_lsn: first_lsn.saturating_sub(1),
+            ..Default::default()
+        };
+        OpenSplit::create_in(directory, schema, settings, metadata, threads, memory_bytes)
+    }
+
+    /// A new split in `directory` that starts with `metadata`.
+    pub fn create_in(
+        directory: PathBuf,
+        schema: Schema,
+        settings: IndexSettings,
+        metadata: SplitMetadata,
+        threads: usize,
+        memory_bytes: usize,
+    ) -> anyhow::Result<OpenSplit> {
         std::fs::create_dir_all(&directory)
             .with_context(|| format!("creating split {}", directory.display()))?;
         let index = Index::builder()
@@ -192,12 +247,6 @@ impl OpenSplit {
             .settings(settings)
             .create_in_dir(&directory)
             .with_context(|| format!("creating split index {}", directory.display()))?;
-        let metadata = SplitMetadata {
-            split_id,
-            created_at_nanos,
-            last_lsn: first_lsn.saturating_sub(1),
-            ..Default::default()
-        };
         let mut split = OpenSplit::with_index(directory, index, metadata, threads, memory_bytes)?;
         // An empty first commit gives the split its payload, so a crash at any later
         // moment leaves a split that `reopen` can read.
@@ -362,9 +411,9 @@ fn rewrite_in_series_order(
     writer
         .delete_all_documents()
         .context("replacing the split's segments")?;
-    for &(_, _, segment, doc) in &points.order {
+    for &(key, _, segment, doc) in &points.order {
         let document = schema
-            .stored_document(&points, segment, doc)
+            .stored_document(&points, segment, doc, key)
             .context("reading a point of the split")?;
         writer
             .add_document(document)
