@@ -7,14 +7,16 @@
 //! step, and with runs shorter than a block every block holds one: an hour's split costs
 //! about twice what a day's does per point (see `benches/README.md`).
 //!
-//! So once a UTC day is over (and one more split window has passed, for late points),
-//! the sealed metric splits whose points start in that day are rewritten as one split:
+//! So once a UTC day is over (and one more split window has passed with no new split of
+//! that day sealed, for late points), the sealed metric splits whose points start in that
+//! day are rewritten as one split:
 //! their series tables merged by series hash, each point's key renumbered, the points
 //! written in series order by the seal. Each day is compacted once, so each point is
 //! written twice in all.
 //!
 //! The new split is built in a directory whose name starts with a dot, which a starting
-//! server deletes, and takes its final name only once sealed. Its metadata names the
+//! server deletes (as it deletes any such directory), and takes its final name only once
+//! sealed. Its metadata names the
 //! splits it replaces: the catalog swaps them for it in one step, then their directories
 //! are deleted, and a server that finds a replaced split still on disk deletes it. A crash
 //! at any point therefore leaves either the old splits or the new one, never both.
@@ -36,11 +38,13 @@ const DAY_NANOS: i64 = 86_400 * 1_000_000_000;
 const MAX_COMPACTED_POINTS: u64 = 20_000_000;
 /// Prefix of a compaction's directory until it is sealed.
 pub const IN_PROGRESS_PREFIX: &str = ".compacting-";
+/// Prefix a replaced split's directory takes while it is deleted.
+const REMOVING_PREFIX: &str = ".removing-";
 
 /// The sealed splits to compact next, oldest first: those whose points start in the
-/// earliest UTC day that is over (by `grace` too, for late points) and has more than one
-/// split, as many neighbours in time as fit [`MAX_COMPACTED_POINTS`]. Empty when there
-/// is nothing to do.
+/// earliest UTC day that is over by `grace` (for late points), has more than one split
+/// and had none sealed within `grace`; as many neighbours in time as fit
+/// [`MAX_COMPACTED_POINTS`]. Empty when there is nothing to do.
 pub fn next_group(
     sealed: &[Arc<SearchableSplit>],
     now_nanos: i64,
@@ -63,6 +67,17 @@ pub fn next_group(
             .filter(|split| day_of(split) == Some(day))
             .cloned()
             .collect();
+        // A day whose points are still arriving (a backfill, an agent's spool) waits
+        // until none came for a while, rather than being compacted again and again.
+        let quiet_since = now_nanos.saturating_sub(grace_nanos);
+        if group.iter().any(|split| {
+            split
+                .metadata
+                .sealed_at_nanos
+                .is_some_and(|at| at > quiet_since)
+        }) {
+            continue;
+        }
         group.sort_by_key(|split| split.metadata.min_timestamp_nanos);
         // Neighbours in time, as many as fit: the first run of two or more.
         let mut run: Vec<Arc<SearchableSplit>> = Vec::new();
@@ -100,7 +115,15 @@ pub fn compact(
         .map(|s| s.metadata.last_lsn)
         .max()
         .unwrap_or(0);
-    let split_id = format!("{}-c{newest_lsn:016x}", oldest.metadata.split_id);
+    // Named after the oldest split it holds (without what an earlier compaction added),
+    // so it sorts among the others by age.
+    let base = oldest
+        .metadata
+        .split_id
+        .split("-c")
+        .next()
+        .unwrap_or_default();
+    let split_id = format!("{base}-c{newest_lsn:016x}");
     let building = splits_dir.join(format!("{IN_PROGRESS_PREFIX}{split_id}"));
     if building.exists() {
         std::fs::remove_dir_all(&building)
@@ -164,16 +187,32 @@ pub fn compact(
     SealedSplit::open(directory, metadata)
 }
 
-/// Deletes the directories of splits a compaction replaced.
+/// Deletes the directories of splits a compaction replaced. Each is first renamed to a
+/// name starting with a dot, in one step, so that a crash halfway through a deletion
+/// cannot leave a split that looks unsealed (its `split.json` gone, its index not).
 pub fn remove_replaced(splits_dir: &Path, split_ids: &[String]) -> anyhow::Result<()> {
     for split_id in split_ids {
         let directory: PathBuf = splits_dir.join(split_id);
-        if directory.exists() {
-            std::fs::remove_dir_all(&directory)
-                .with_context(|| format!("removing {}", directory.display()))?;
+        if !directory.exists() {
+            continue;
         }
+        let doomed = splits_dir.join(format!("{REMOVING_PREFIX}{split_id}"));
+        std::fs::rename(&directory, &doomed)
+            .with_context(|| format!("renaming {}", directory.display()))?;
+        sync_directory(splits_dir)?;
+        std::fs::remove_dir_all(&doomed)
+            .with_context(|| format!("removing {}", doomed.display()))?;
     }
     sync_directory(splits_dir)
+}
+
+/// Whether `directory` is a compaction's leftover: one being built or being deleted,
+/// whose name starts with a dot. Never a split.
+pub fn is_leftover(directory: &Path) -> bool {
+    directory
+        .file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with('.'))
 }
 
 fn sync_directory(directory: &Path) -> anyhow::Result<()> {
@@ -192,6 +231,7 @@ mod tests {
             metadata: SplitMetadata {
                 split_id: id.into(),
                 min_timestamp_nanos: Some(min_timestamp_nanos),
+                sealed_at_nanos: Some(min_timestamp_nanos + 3_600_000_000_000),
                 num_docs,
                 ..Default::default()
             },
@@ -221,6 +261,15 @@ mod tests {
         );
         // Within the grace, nothing.
         assert!(next_group(&sealed, 2 * DAY_NANOS + hour / 2, hour).is_empty());
+        // A split of day 1 sealed within the grace: the day is still arriving.
+        let straggler = {
+            let mut late = split("day1-straggler", DAY_NANOS + 6 * hour, 10);
+            Arc::get_mut(&mut late).unwrap().metadata.sealed_at_nanos = Some(now - hour / 2);
+            late
+        };
+        let with_straggler = [sealed[1].clone(), sealed[2].clone(), straggler];
+        assert!(next_group(&with_straggler, now, hour).is_empty());
+        assert_eq!(next_group(&with_straggler, now + hour, hour).len(), 3);
         // Day 2 is not over.
         let later = [sealed[3].clone(), sealed[4].clone()];
         assert!(next_group(&later, now + hour, hour).is_empty());

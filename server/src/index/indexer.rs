@@ -97,6 +97,46 @@ pub struct IndexerSettings {
     pub memory_bytes: usize,
 }
 
+/// Compacts `group` and puts the new split in the catalog in their place, then removes
+/// their directories. Whether it succeeded.
+fn compact_and_publish(
+    directory: &Path,
+    group: &[Arc<SearchableSplit>],
+    catalog: &SplitCatalog,
+    memory_bytes: usize,
+    now: i64,
+) -> bool {
+    let started = Instant::now();
+    match compaction::compact(directory, group, 1, memory_bytes, now) {
+        Ok(split) => {
+            let replaced = split.metadata.replaces.clone();
+            info!(
+                split = %split.metadata.split_id,
+                replaced = replaced.len(),
+                docs = split.metadata.num_docs,
+                disk_bytes = split.metadata.disk_bytes,
+                took_ms = started.elapsed().as_millis() as u64,
+                "compacted splits"
+            );
+            catalog.replace_sealed(
+                &replaced,
+                SearchableSplit {
+                    metadata: split.metadata,
+                    reader: split.reader,
+                },
+            );
+            if let Err(error) = compaction::remove_replaced(directory, &replaced) {
+                warn!(error = %format!("{error:#}"), "could not remove compacted splits; the next start will");
+            }
+            true
+        }
+        Err(error) => {
+            warn!(error = %format!("{error:#}"), "compaction failed; retrying in 10 minutes");
+            false
+        }
+    }
+}
+
 /// How long after a failed compaction the next is tried.
 const COMPACTION_RETRY: Duration = Duration::from_secs(600);
 
@@ -110,18 +150,13 @@ struct SplitSet {
     open_since: Instant,
     /// When a compaction may run next (later after one failed).
     next_compaction: Instant,
+    /// The compaction running, if any: whether it succeeded once it is done.
+    compaction: Option<std::thread::JoinHandle<bool>>,
     /// Ingest time after which the open split is sealed.
     window: Duration,
     catalog: Arc<SplitCatalog>,
     /// Every record of this kind up to this LSN is in a split (committed or pending).
     indexed_lsn: u64,
-}
-
-fn is_unfinished_compaction(directory: &Path) -> bool {
-    directory
-        .file_name()
-        .and_then(|name| name.to_str())
-        .is_some_and(|name| name.starts_with(compaction::IN_PROGRESS_PREFIX))
 }
 
 /// Whether the split in `directory` was created with `schema`.
@@ -153,8 +188,8 @@ impl SplitSet {
         directories.sort();
         let mut sealed = Vec::new();
         for split_directory in directories {
-            if is_unfinished_compaction(&split_directory) {
-                warn!(directory = %split_directory.display(), "removing an unfinished compaction");
+            if compaction::is_leftover(&split_directory) {
+                warn!(directory = %split_directory.display(), "removing what a compaction left");
                 std::fs::remove_dir_all(&split_directory)
                     .with_context(|| format!("removing {}", split_directory.display()))?;
                 continue;
@@ -225,6 +260,7 @@ impl SplitSet {
             open,
             open_since: Instant::now(),
             next_compaction: Instant::now(),
+            compaction: None,
             window,
             catalog,
             indexed_lsn,
@@ -267,10 +303,23 @@ impl SplitSet {
         Ok(())
     }
 
-    /// Compacts the sealed splits of the earliest finished day that has several (see
-    /// [`compaction`]), at most one day per call. A failure is logged and retried later:
-    /// the splits stay as they were, and ingest goes on.
+    /// Starts compacting the sealed splits of the earliest finished day that has several
+    /// (see [`compaction`]) on a thread of its own, so ingest goes on meanwhile; one
+    /// compaction at a time. A failure is logged and retried later, the splits staying as
+    /// they were.
     fn compact_if_due(&mut self, settings: &IndexerSettings) {
+        if let Some(running) = &self.compaction {
+            if !running.is_finished() {
+                return;
+            }
+            let succeeded = self
+                .compaction
+                .take()
+                .is_some_and(|running| running.join().unwrap_or(false));
+            if !succeeded {
+                self.next_compaction = Instant::now() + COMPACTION_RETRY;
+            }
+        }
         if Instant::now() < self.next_compaction {
             return;
         }
@@ -280,31 +329,16 @@ impl SplitSet {
         if group.is_empty() {
             return;
         }
-        let started = Instant::now();
-        match compaction::compact(&self.directory, &group, 1, settings.memory_bytes, now) {
-            Ok(split) => {
-                let replaced = split.metadata.replaces.clone();
-                info!(
-                    split = %split.metadata.split_id,
-                    replaced = replaced.len(),
-                    docs = split.metadata.num_docs,
-                    disk_bytes = split.metadata.disk_bytes,
-                    took_ms = started.elapsed().as_millis() as u64,
-                    "compacted splits"
-                );
-                self.catalog.replace_sealed(
-                    &replaced,
-                    SearchableSplit {
-                        metadata: split.metadata,
-                        reader: split.reader,
-                    },
-                );
-                if let Err(error) = compaction::remove_replaced(&self.directory, &replaced) {
-                    warn!(%error, "could not remove compacted splits; the next start will");
-                }
-            }
+        let directory = self.directory.clone();
+        let catalog = self.catalog.clone();
+        let memory_bytes = settings.memory_bytes;
+        let spawned = std::thread::Builder::new()
+            .name("compaction".into())
+            .spawn(move || compact_and_publish(&directory, &group, &catalog, memory_bytes, now));
+        match spawned {
+            Ok(running) => self.compaction = Some(running),
             Err(error) => {
-                warn!(error = %format!("{error:#}"), "compaction failed; retrying in 10 minutes");
+                warn!(%error, "could not start a compaction thread");
                 self.next_compaction = Instant::now() + COMPACTION_RETRY;
             }
         }
@@ -701,6 +735,8 @@ mod tests {
         let compacted = sealed_split(3_000_000_000, vec![replaced.clone()]);
         let unfinished = splits.join(format!("{}x", compaction::IN_PROGRESS_PREFIX));
         std::fs::create_dir_all(&unfinished).unwrap();
+        let half_removed = splits.join(".removing-y");
+        std::fs::create_dir_all(&half_removed).unwrap();
         let catalog = Arc::new(SplitCatalog::default());
         open_metric_splits(dir.path(), catalog.clone());
         let mut published: Vec<String> = catalog
@@ -711,7 +747,7 @@ mod tests {
         published.sort();
         assert_eq!(published, [kept.clone(), compacted.clone()]);
         assert!(!splits.join(&replaced).exists());
-        assert!(!unfinished.exists());
+        assert!(!unfinished.exists() && !half_removed.exists());
         assert!(splits.join(&kept).exists() && splits.join(&compacted).exists());
     }
 
