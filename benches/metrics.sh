@@ -8,7 +8,9 @@
 #      Epitaph over OTLP/gRPC, waits until every sample is queryable and every metric
 #      split is sealed (`--split-window`, default 10s, given to the server as
 #      `--metric-split-window`: sealed = committed, merges waited for, split.json
-#      written);
+#      written) and its dir stops changing; with `--day-over` the day ends at the last
+#      UTC midnight instead of now, so Epitaph compacts the day's splits into one (give
+#      a short --split-window to get several);
 #   4. then to VictoriaMetrics over /api/v1/import, waits until every sample is
 #      queryable, then /internal/force_flush, /internal/force_merge and waits until no
 #      merge is running and the storage dir stops changing;
@@ -19,7 +21,7 @@
 #
 # Usage: benches/metrics.sh [--connections N] [--step-seconds S] [--rounds-per-request N]
 #                           [--seed N] [--runs N] [--split-window D] [--victoria-first]
-#                           [--grpc-zstd] [--no-build] [--keep]
+#                           [--grpc-zstd] [--day-over] [--no-build] [--keep]
 # Needs bash, coreutils, awk and curl. Every wait is bounded.
 set -euo pipefail
 
@@ -30,6 +32,7 @@ SEED=1
 RUNS=5
 SPLIT_WINDOW=10s
 VICTORIA_FIRST=0
+DAY_OVER=0
 GRPC_ZSTD=0
 BUILD=1
 KEEP=0
@@ -42,10 +45,11 @@ while [[ $# -gt 0 ]]; do
         --runs) RUNS="$2"; shift 2 ;;
         --split-window) SPLIT_WINDOW="$2"; shift 2 ;;
         --victoria-first) VICTORIA_FIRST=1; shift ;;
+        --day-over) DAY_OVER=1; shift ;;
         --grpc-zstd) GRPC_ZSTD=1; shift ;;
         --no-build) BUILD=0; shift ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "metrics.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -127,6 +131,10 @@ SOURCE_NOTE="$SOURCE_NOTE; epitaph-server built $(date -u -r "$BIN/epitaph-serve
 
 # The day ends now; every step uses the same end, so both servers get the same samples.
 END_MS="$(( $(date +%s) * 1000 ))"
+if [[ "$DAY_OVER" == 1 ]]; then
+    # The day ends at the last UTC midnight: it is over, so Epitaph compacts its splits.
+    END_MS="$(( $(date +%s) / 86400 * 86400 * 1000 ))"
+fi
 DATASET_ARGS=(--end-ms "$END_MS" --step-seconds "$STEP_SECONDS" --rounds-per-request "$ROUNDS_PER_REQUEST" --seed "$SEED")
 "$BIN/metrics-load" plan "${DATASET_ARGS[@]}" >"$WORK/plan.json" || die "metrics-load plan failed"
 SAMPLES="$(json_number "$WORK/plan.json" samples)"
@@ -242,7 +250,9 @@ run_epitaph() {
     done
     [[ "$splits" == "$sealed" && "$unsealed" == 0 ]] || die "epitaph: metric splits not sealed after 600 s ($sealed of $splits)"
     wait_until_stable "$WORK/epitaph/metric-splits"
-    EPITAPH_SPLITS="$splits"
+    # Counted again: a compaction (`--day-over`) may have merged splits meanwhile.
+    stats="$(http_get "$HTTP_ADDR" /api/v1/stats 2>/dev/null || true)"
+    EPITAPH_SPLITS="$(epitaph_metric_stat "$stats" splits)"
     EPITAPH_SPLIT_BYTES="$(dir_bytes "$WORK/epitaph/metric-splits")"
     EPITAPH_WAL_BYTES="$(dir_bytes "$WORK/epitaph/wal")"
     EPITAPH_DATA_BYTES="$(dir_bytes "$WORK/epitaph")"
