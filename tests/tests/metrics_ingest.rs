@@ -269,6 +269,32 @@ fn sealed_metric_splits(data_dir: &Path) -> Vec<std::path::PathBuf> {
     splits
 }
 
+const SECOND: u64 = 1_000_000_000;
+
+/// `increase()` and `count()` of `seal.requests` by version and route, from 30 s after
+/// `start` (to `end`, or now).
+fn increase_by_route(
+    server: &Server,
+    service: &str,
+    start: u64,
+    end: Option<u64>,
+) -> serde_json::Value {
+    let query = format!(
+        "metric:seal.requests service:{service} | stats increase(), count() by version, attrs.route"
+    );
+    let mut params = vec![
+        ("q", query),
+        ("start", ((start + 30 * SECOND) / 1_000_000).to_string()),
+    ];
+    if let Some(end) = end {
+        params.push(("end", (end / 1_000_000).to_string()));
+    }
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let answer = server.get("/api/v1/aggregate", &params);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.json()["rows"].clone()
+}
+
 #[test]
 fn a_sealed_metric_split_is_one_segment_with_its_series_and_answers_the_same_after_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -281,7 +307,7 @@ fn a_sealed_metric_split_is_one_segment_with_its_series_and_answers_the_same_aft
     );
     let client = OtlpClient::connect(&server.grpc_url());
     let service = unique_token("seal");
-    let start = unix_nanos(SystemTime::now()) - 600 * 1_000_000_000;
+    let start = unix_nanos(SystemTime::now()) - 600 * SECOND;
     // Several exports per series, the later points of v1's `/a` sent first: a split is
     // sorted by series and time, not by arrival.
     let exports = [
@@ -296,27 +322,11 @@ fn a_sealed_metric_split_is_one_segment_with_its_series_and_answers_the_same_aft
         assert_eq!(response.partial_success, None);
         std::thread::sleep(Duration::from_millis(300));
     }
-    let query = format!(
-        "metric:seal.requests service:{service} | stats increase(), count() by version, attrs.route"
-    );
     // Each series started before the range queried, so its first point counts as the
     // base: /a of v1 went 10 → 50, /b 1 → 6, /a of v2 100 → 160.
     let expected =
         serde_json::json!([["v1", "/a", 40, 4], ["v1", "/b", 5, 3], ["v2", "/a", 60, 2]]);
-    let answer = |server: &Server| {
-        let answer = server.get(
-            "/api/v1/aggregate",
-            &[
-                ("q", query.as_str()),
-                (
-                    "start",
-                    &((start + 30 * 1_000_000_000) / 1_000_000).to_string(),
-                ),
-            ],
-        );
-        assert_eq!(answer.status, 200, "{}", answer.body);
-        answer.json()["rows"].clone()
-    };
+    let answer = |server: &Server| increase_by_route(server, &service, start, None);
     eventually(Duration::from_secs(10), || {
         (answer(&server) == expected).then_some(())
     })
@@ -409,36 +419,17 @@ fn a_finished_days_metric_splits_are_compacted_into_one_that_answers_the_same() 
     let service = unique_token("compact");
     // 10:00 UTC three days ago: that day is over, so its splits are compacted as soon as
     // there are two.
-    const DAY: u64 = 86_400 * 1_000_000_000;
+    const DAY: u64 = 86_400 * SECOND;
     let day_start = unix_nanos(SystemTime::now()) / DAY * DAY - 3 * DAY;
-    let start = day_start + 10 * 3600 * 1_000_000_000;
+    let start = day_start + 10 * 3600 * SECOND;
     let exports = [
         counter_request(&service, "v1", "i-1", "/a", start, &[(60, 10), (120, 20)]),
         counter_request(&service, "v1", "i-1", "/b", start, &[(60, 1), (120, 3)]),
         counter_request(&service, "v1", "i-1", "/a", start, &[(180, 30), (240, 45)]),
         counter_request(&service, "v2", "i-2", "/a", start, &[(60, 100), (120, 160)]),
     ];
-    let query = format!(
-        "metric:seal.requests service:{service} | stats increase(), count() by version, attrs.route"
-    );
-    let answer = |server: &Server| {
-        let answer = server.get(
-            "/api/v1/aggregate",
-            &[
-                ("q", query.as_str()),
-                (
-                    "start",
-                    &((start + 30 * 1_000_000_000) / 1_000_000).to_string(),
-                ),
-                (
-                    "end",
-                    &((start + 3600 * 1_000_000_000) / 1_000_000).to_string(),
-                ),
-            ],
-        );
-        assert_eq!(answer.status, 200, "{}", answer.body);
-        answer.json()["rows"].clone()
-    };
+    let answer =
+        |server: &Server| increase_by_route(server, &service, start, Some(start + 3600 * SECOND));
     let expected =
         serde_json::json!([["v1", "/a", 35, 4], ["v1", "/b", 2, 2], ["v2", "/a", 60, 2]]);
     // Each export in a split of its own: the next one goes out once the last is sealed.
