@@ -458,6 +458,19 @@ fn a_finished_days_metric_splits_are_compacted_into_one_that_answers_the_same() 
         "{metadata}"
     );
     assert_eq!(metadata["num_docs"], 8);
+    // Written in series order, then time, as one segment, like a sealed split.
+    let searcher = tantivy::Index::open_in_dir(&compacted[0])
+        .unwrap()
+        .reader()
+        .unwrap()
+        .searcher();
+    assert_eq!(searcher.segment_readers().len(), 1);
+    let fast = searcher.segment_reader(0).fast_fields();
+    let (series, timestamp) = (fast.u64("series").unwrap(), fast.i64("timestamp").unwrap());
+    let order: Vec<(u64, i64)> = (0..8)
+        .map(|doc| (series.first(doc).unwrap(), timestamp.first(doc).unwrap()))
+        .collect();
+    assert!(order.is_sorted(), "{order:?}");
     let stats = server.get("/api/v1/stats", &[]).json();
     assert_eq!(stats["metrics"]["splits"], 1, "{stats}");
     assert_eq!(stats["metrics"]["points"], 8, "{stats}");

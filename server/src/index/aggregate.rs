@@ -4,7 +4,7 @@
 //! The query language's engine plans the aggregating stage as one tantivy aggregation
 //! request (`epitaph_query::engine::aggregate`); this module runs it over a snapshot of
 //! the split catalog. Splits are pruned exactly as a search prunes them
-//! ([`CompiledFilter::may_match`](super::search::CompiledFilter::may_match): time range,
+//! ([`SplitPruning::may_match`](super::search::SplitPruning::may_match): time range,
 //! then identity sets), each remaining split is aggregated with its own searcher, and the
 //! intermediate results are merged before they become rows, so a group that spans
 //! several splits is counted once, exactly.

@@ -11,8 +11,7 @@
 //! that day sealed, for late points), the sealed metric splits whose points start in that
 //! day are rewritten as one split:
 //! their series tables merged by series hash, each point's key renumbered, the points
-//! written in series order by the seal. Each day is compacted once, so each point is
-//! written twice in all.
+//! written in series order. A day is compacted once, unless points of it arrive later.
 //!
 //! The new split is built in a directory whose name starts with a dot, which a starting
 //! server deletes (as it deletes any such directory), and takes its final name only once
@@ -105,7 +104,6 @@ pub fn next_group(
 pub fn compact(
     splits_dir: &Path,
     sources: &[Arc<SearchableSplit>],
-    threads: usize,
     memory_bytes: usize,
     now_nanos: i64,
 ) -> anyhow::Result<SealedSplit> {
@@ -153,18 +151,22 @@ pub fn compact(
         schema.schema(),
         MetricSchema::index_settings(),
         metadata,
-        threads,
+        // One indexing thread: segments then hold consecutive stretches of the order.
+        1,
         memory_bytes,
     )?;
+    // Every point's new key first, then the points in that order: the split is
+    // written in series order once, and its seal need not rewrite it.
     let table = split.pending.series.clone();
-    for source in sources {
+    let mut stored = Vec::with_capacity(sources.len());
+    let mut order = Vec::new();
+    for (source_index, source) in sources.iter().enumerate() {
         let labels = source.metadata.series.snapshot();
-        let searcher = source.reader.searcher();
-        let points = schema
-            .stored_points(&searcher)
+        let mut points = schema
+            .stored_points(&source.reader.searcher())
             .with_context(|| format!("reading split {}", source.metadata.split_id))?;
         let mut series = table.writer();
-        for &(key, millis, segment, doc) in &points.order {
+        for (key, millis, segment, doc) in std::mem::take(&mut points.order) {
             let labels = labels.get(ordinal_of_key(key)).with_context(|| {
                 format!(
                     "a point of an unknown series in split {}",
@@ -174,10 +176,16 @@ pub fn compact(
             let key = series.key(labels.hash, millis.saturating_mul(1_000_000), || {
                 labels.as_ref().clone()
             });
-            split.add_document(schema.stored_document(&points, segment, doc, key)?)?;
+            order.push((key, millis, source_index as u32, segment, doc));
         }
+        stored.push(points);
     }
-    let sealed = split.seal(now_nanos)?;
+    order.sort_unstable();
+    for (key, _, source, segment, doc) in order {
+        let points = &stored[source as usize];
+        split.add_document(schema.stored_document(points, segment, doc, key)?)?;
+    }
+    let sealed = split.seal_written_in_series_order(now_nanos)?;
     let metadata = sealed.metadata.clone();
     drop(sealed);
     let directory = splits_dir.join(&split_id);

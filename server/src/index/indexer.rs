@@ -107,7 +107,7 @@ fn compact_and_publish(
     now: i64,
 ) -> bool {
     let started = Instant::now();
-    match compaction::compact(directory, group, 1, memory_bytes, now) {
+    match compaction::compact(directory, group, memory_bytes, now) {
         Ok(split) => {
             let replaced = split.metadata.replaces.clone();
             info!(

@@ -217,9 +217,10 @@ impl SeriesWriter<'_> {
     ///
     /// Sorting a split by this key puts each series' points together and in time order
     /// (to the second; the seal sorts equal keys by time), whatever order they arrived
-    /// in; that is what lets timestamps and values pack as near-straight runs. Points from before that hour or more than [`TIME_BITS`] worth of seconds
-    /// (three days) after it take the first or last second: still with their series, no
-    /// longer in order.
+    /// in; that is what lets timestamps and values pack as near-straight runs. Points
+    /// from before that hour or more than [`TIME_BITS`] worth of seconds (three days)
+    /// after it take the first or last second: still with their series, no longer in
+    /// order.
     pub fn key(
         &mut self,
         hash: u64,

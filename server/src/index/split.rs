@@ -118,10 +118,7 @@ impl SplitMetadata {
         self.num_docs += other.num_docs;
         self.raw_bytes += other.raw_bytes;
         self.min_timestamp_nanos = earliest(self.min_timestamp_nanos, other.min_timestamp_nanos);
-        self.max_timestamp_nanos = match (self.max_timestamp_nanos, other.max_timestamp_nanos) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        self.max_timestamp_nanos = latest(self.max_timestamp_nanos, other.max_timestamp_nanos);
         self.services.extend(other.services.iter().cloned());
         self.versions.extend(other.versions.iter().cloned());
         self.generations.extend(other.generations.iter().cloned());
@@ -184,10 +181,11 @@ impl SplitMetadata {
 }
 
 fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    a.into_iter().chain(b).min()
+}
+
+fn latest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    a.into_iter().chain(b).max()
 }
 
 fn insert_if_new(set: &mut BTreeSet<String>, value: &str) {
@@ -326,7 +324,22 @@ impl OpenSplit {
     /// A metric split is first rewritten as one segment in series order (see
     /// [`rewrite_in_series_order`]): one run per series through the whole split is what
     /// lets its columns pack small. Log splits keep their segments.
-    pub fn seal(mut self, sealed_at_nanos: i64) -> anyhow::Result<SealedSplit> {
+    pub fn seal(self, sealed_at_nanos: i64) -> anyhow::Result<SealedSplit> {
+        self.seal_with(sealed_at_nanos, false)
+    }
+
+    /// [`OpenSplit::seal`] for a metric split whose points were added in series order
+    /// by one indexing thread (a compaction): its segments are merged in that order, not
+    /// rewritten.
+    pub fn seal_written_in_series_order(self, sealed_at_nanos: i64) -> anyhow::Result<SealedSplit> {
+        self.seal_with(sealed_at_nanos, true)
+    }
+
+    fn seal_with(
+        mut self,
+        sealed_at_nanos: i64,
+        in_series_order: bool,
+    ) -> anyhow::Result<SealedSplit> {
         self.pending.sealed_at_nanos = Some(sealed_at_nanos);
         self.commit()?;
         self.writer
@@ -334,9 +347,13 @@ impl OpenSplit {
             .context("waiting for split merges")?;
         let has_series = !self.committed.series.is_empty();
         if has_series && self.index.schema() == MetricSchema::new().schema() {
-            let payload =
-                serde_json::to_string(&self.committed).context("encoding split metadata")?;
-            rewrite_in_series_order(&self.index, &payload, self.memory_bytes)?;
+            if in_series_order {
+                merge_in_series_order(&self.index)?;
+            } else {
+                let payload =
+                    serde_json::to_string(&self.committed).context("encoding split metadata")?;
+                rewrite_in_series_order(&self.index, &payload, self.memory_bytes)?;
+            }
         } else if self.index.settings().sort_by_field.is_some() {
             // A metric split of an older server: sorted by tantivy as it was written.
             merge_into_one_segment(&self.index)?;
@@ -369,11 +386,14 @@ impl OpenSplit {
     }
 }
 
-/// A writer for the last steps of a seal, which add no documents: one thread, tantivy's
-/// smallest memory budget, and no merges of its own.
-fn sealing_writer(index: &Index) -> anyhow::Result<IndexWriter> {
+/// tantivy's smallest indexing memory budget, for seal steps that add no documents.
+const SEALING_MEMORY_BYTES: usize = 15_000_000;
+
+/// A writer for the steps of a seal: one thread, `memory_bytes`, and no merges of its
+/// own.
+fn sealing_writer(index: &Index, memory_bytes: usize) -> anyhow::Result<IndexWriter> {
     let writer: IndexWriter = index
-        .writer_with_num_threads(1, 15_000_000)
+        .writer_with_num_threads(1, memory_bytes)
         .context("opening split writer to seal")?;
     writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
     Ok(writer)
@@ -404,10 +424,7 @@ fn rewrite_in_series_order(
     let points = schema
         .stored_points(&searcher)
         .context("reading the split's points")?;
-    let writer: IndexWriter = index
-        .writer_with_num_threads(1, memory_bytes)
-        .context("opening split writer to seal")?;
-    writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+    let writer = sealing_writer(index, memory_bytes)?;
     writer
         .delete_all_documents()
         .context("replacing the split's segments")?;
@@ -459,7 +476,7 @@ fn merge_into_one_segment(index: &Index) -> anyhow::Result<()> {
 
 /// Merges `segments`, in that order, into one, keeping the last commit's payload.
 fn merge_segments(index: &Index, segments: &[tantivy::index::SegmentId]) -> anyhow::Result<()> {
-    let mut writer = sealing_writer(index)?;
+    let mut writer = sealing_writer(index, SEALING_MEMORY_BYTES)?;
     writer
         .merge(segments)
         .wait()
@@ -513,7 +530,7 @@ const SEALED_PAYLOAD: &str = "{\"sealed\":\"see split.json\"}";
 
 /// Commits `payload` to `index` with no other change.
 fn commit_payload(index: &Index, payload: &str) -> anyhow::Result<()> {
-    commit_and_close(sealing_writer(index)?, payload)
+    commit_and_close(sealing_writer(index, SEALING_MEMORY_BYTES)?, payload)
 }
 
 /// Commits what `writer` holds with `payload`, then closes it.
