@@ -295,6 +295,18 @@ fn increase_by_route(
     answer.json()["rows"].clone()
 }
 
+/// Asserts that a split is one segment whose points are in series order, then time.
+fn assert_in_series_order(searcher: &tantivy::Searcher) {
+    assert_eq!(searcher.segment_readers().len(), 1);
+    let segment = searcher.segment_reader(0);
+    let fast = segment.fast_fields();
+    let (series, timestamp) = (fast.u64("series").unwrap(), fast.i64("timestamp").unwrap());
+    let order: Vec<(u64, i64)> = (0..segment.max_doc())
+        .map(|doc| (series.first(doc).unwrap(), timestamp.first(doc).unwrap()))
+        .collect();
+    assert!(order.is_sorted(), "{order:?}");
+}
+
 #[test]
 fn a_sealed_metric_split_is_one_segment_with_its_series_and_answers_the_same_after_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -375,12 +387,7 @@ fn a_sealed_metric_split_is_one_segment_with_its_series_and_answers_the_same_aft
             assert!(fetched.is_err(), "document {doc} is still in the store");
         }
         // Points arrived out of order; the seal wrote them in series order, then time.
-        let fast = searcher.segment_reader(0).fast_fields();
-        let (series, timestamp) = (fast.u64("series").unwrap(), fast.i64("timestamp").unwrap());
-        let order: Vec<(u64, i64)> = (0..9)
-            .map(|doc| (series.first(doc).unwrap(), timestamp.first(doc).unwrap()))
-            .collect();
-        assert!(order.is_sorted(), "{order:?}");
+        assert_in_series_order(&searcher);
     }
     assert_eq!(answer(&server), expected);
     // `value` filters compare the point's value, here sent as an integer.
@@ -459,18 +466,8 @@ fn a_finished_days_metric_splits_are_compacted_into_one_that_answers_the_same() 
     );
     assert_eq!(metadata["num_docs"], 8);
     // Written in series order, then time, as one segment, like a sealed split.
-    let searcher = tantivy::Index::open_in_dir(&compacted[0])
-        .unwrap()
-        .reader()
-        .unwrap()
-        .searcher();
-    assert_eq!(searcher.segment_readers().len(), 1);
-    let fast = searcher.segment_reader(0).fast_fields();
-    let (series, timestamp) = (fast.u64("series").unwrap(), fast.i64("timestamp").unwrap());
-    let order: Vec<(u64, i64)> = (0..8)
-        .map(|doc| (series.first(doc).unwrap(), timestamp.first(doc).unwrap()))
-        .collect();
-    assert!(order.is_sorted(), "{order:?}");
+    let index = tantivy::Index::open_in_dir(&compacted[0]).unwrap();
+    assert_in_series_order(&index.reader().unwrap().searcher());
     let stats = server.get("/api/v1/stats", &[]).json();
     assert_eq!(stats["metrics"]["splits"], 1, "{stats}");
     assert_eq!(stats["metrics"]["points"], 8, "{stats}");
