@@ -33,7 +33,7 @@ use super::split::{OpenSplit, SealedSplit, SplitMetadata};
 
 /// Nanoseconds in a UTC day.
 const DAY_NANOS: i64 = 86_400 * 1_000_000_000;
-/// The most points one compaction writes: its sort holds 24 bytes per point.
+/// The most points one compaction writes: its sort holds 32 bytes per point.
 const MAX_COMPACTED_POINTS: u64 = 20_000_000;
 /// Prefix of a compaction's directory until it is sealed.
 pub const IN_PROGRESS_PREFIX: &str = ".compacting-";
