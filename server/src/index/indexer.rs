@@ -21,11 +21,13 @@ use epitaph_proto::collector::logs::v1::ExportLogsServiceRequest;
 use epitaph_proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use epitaph_proto::lifecycle::{GoodbyeRequest, HeartbeatRequest, HelloRequest, LossReport};
 use prost::Message;
+use tantivy::TantivyDocument;
 use tracing::{info, warn};
 
 use super::catalog::{SearchableSplit, SplitCatalog};
 use super::compaction;
 use super::metric_schema::MetricSchema;
+use super::point_document::PointDocument;
 use super::schema::{LogSchema, ROW_INDEX_BITS, split_index_settings};
 use super::split::{OpenSplit, SealedSplit, read_sealed_metadata};
 use crate::checkpoint::Checkpoint;
@@ -141,12 +143,12 @@ fn compact_and_publish(
 const COMPACTION_RETRY: Duration = Duration::from_secs(600);
 
 /// One kind of splits (logs or metrics): a directory of them, the open one, and the
-/// catalog searches read.
-struct SplitSet {
+/// catalog searches read. `D` is the type of its documents.
+struct SplitSet<D: tantivy::Document> {
     directory: PathBuf,
     schema: tantivy::schema::Schema,
     index_settings: tantivy::IndexSettings,
-    open: Option<OpenSplit>,
+    open: Option<OpenSplit<D>>,
     open_since: Instant,
     /// When a compaction may run next (later after one failed).
     next_compaction: Instant,
@@ -166,7 +168,7 @@ fn has_schema(directory: &Path, schema: &tantivy::schema::Schema) -> anyhow::Res
     Ok(index.schema() == *schema)
 }
 
-impl SplitSet {
+impl<D: tantivy::Document> SplitSet<D> {
     /// Publishes the sealed splits of `directory`, seals all but the newest unsealed one
     /// (left over by a crash during a seal) and reopens that one.
     fn open(
@@ -176,7 +178,7 @@ impl SplitSet {
         window: Duration,
         catalog: Arc<SplitCatalog>,
         settings: &IndexerSettings,
-    ) -> anyhow::Result<SplitSet> {
+    ) -> anyhow::Result<SplitSet<D>> {
         std::fs::create_dir_all(&directory)
             .with_context(|| format!("creating {}", directory.display()))?;
         let mut indexed_lsn = 0;
@@ -232,7 +234,7 @@ impl SplitSet {
         }
         for split_directory in unsealed {
             let split =
-                OpenSplit::reopen(split_directory, settings.threads, settings.memory_bytes)?;
+                OpenSplit::<D>::reopen(split_directory, settings.threads, settings.memory_bytes)?;
             indexed_lsn = indexed_lsn.max(split.committed.last_lsn);
             let sealed = split.seal(now_nanos())?;
             catalog.publish_sealed(
@@ -245,7 +247,7 @@ impl SplitSet {
         }
         if let Some(split_directory) = newest_unsealed {
             let split =
-                OpenSplit::reopen(split_directory, settings.threads, settings.memory_bytes)?;
+                OpenSplit::<D>::reopen(split_directory, settings.threads, settings.memory_bytes)?;
             indexed_lsn = indexed_lsn.max(split.committed.last_lsn);
             catalog.publish_open(SearchableSplit {
                 metadata: split.committed.clone(),
@@ -272,9 +274,9 @@ impl SplitSet {
         &mut self,
         lsn: u64,
         settings: &IndexerSettings,
-    ) -> anyhow::Result<&mut OpenSplit> {
+    ) -> anyhow::Result<&mut OpenSplit<D>> {
         if self.open.is_none() {
-            let split = OpenSplit::create(
+            let split = OpenSplit::<D>::create(
                 &self.directory,
                 self.schema.clone(),
                 self.index_settings.clone(),
@@ -381,8 +383,8 @@ pub struct Indexer {
     settings: IndexerSettings,
     schema: LogSchema,
     metric_schema: MetricSchema,
-    logs: SplitSet,
-    metrics: SplitSet,
+    logs: SplitSet<TantivyDocument>,
+    metrics: SplitSet<PointDocument>,
     ledger: BatchLedger,
     registry: Arc<RwLock<InstanceRegistry>>,
     /// Every record up to this LSN is applied to the ledger and registry.
@@ -571,27 +573,16 @@ impl Indexer {
         let split = self.metrics.open_split(lsn, &self.settings)?;
         let table = split.pending.series.clone();
         let mut series = table.writer();
-        let mut failure = None;
+        let mut documents = Vec::new();
         self.metric_schema.documents_from_request(
             request,
             received_at_nanos,
             &mut series,
-            |document, facts| {
-                if failure.is_some() {
-                    return;
-                }
-                split
-                    .pending
-                    .observe_metric(facts.identity, facts.metric, facts.timestamp_nanos);
-                if let Err(e) = split.add_document(document) {
-                    failure = Some(e);
-                }
-            },
+            &mut documents,
+            |facts| split.pending.observe_metric(facts),
         );
         drop(series);
-        if let Some(error) = failure {
-            return Err(error);
-        }
+        split.add_documents(documents)?;
         split.pending.last_lsn = lsn;
         self.metrics.indexed_lsn = lsn;
         Ok(())
@@ -699,7 +690,7 @@ mod tests {
         }
     }
 
-    fn open_metric_splits(dir: &Path, catalog: Arc<SplitCatalog>) -> SplitSet {
+    fn open_metric_splits(dir: &Path, catalog: Arc<SplitCatalog>) -> SplitSet<PointDocument> {
         let settings = test_settings(dir);
         SplitSet::open(
             dir.join("metric-splits"),
@@ -717,7 +708,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let splits = dir.path().join("metric-splits");
         let sealed_split = |created_at: i64, replaces: Vec<String>| {
-            let mut split = OpenSplit::create(
+            let mut split = OpenSplit::<PointDocument>::create(
                 &splits,
                 MetricSchema::new().schema(),
                 MetricSchema::index_settings(),
@@ -760,7 +751,7 @@ mod tests {
         older.add_u64_field("series", tantivy::schema::FAST);
         let older = older.build();
         drop(
-            OpenSplit::create(
+            OpenSplit::<TantivyDocument>::create(
                 &splits,
                 older,
                 tantivy::IndexSettings::default(),

@@ -54,8 +54,9 @@ use epitaph_proto::metrics::v1::{
 };
 use tantivy::columnar::{BytesColumn, Column};
 use tantivy::schema::{BytesOptions, Field, NumericOptions, Schema};
-use tantivy::{DocId, IndexSettings, SegmentReader, TantivyDocument};
+use tantivy::{DocId, IndexSettings, SegmentReader};
 
+use super::point_document::PointDocument;
 use super::schema::{
     DocumentIdentity, IDENTITY_FIELDS, any_value_to_json, positive_nanos, split_index_settings,
 };
@@ -65,8 +66,6 @@ use super::series::{SeriesLabels, SeriesWriter};
 const NO_RECORDED_VALUE: u32 = 1;
 /// `timestamp` holds milliseconds (see the module's notes).
 pub(super) const NANOS_PER_MILLI: i64 = 1_000_000;
-/// The bytes reserved for a point's document: its numbers, or more for buckets.
-const POINT_DOCUMENT_BYTES: usize = 64;
 /// How many rejection reasons an export answer lists.
 const MAX_REASONS: usize = 3;
 /// The series key field, which metric splits are sorted by.
@@ -134,26 +133,28 @@ impl MetricSchema {
         split_index_settings()
     }
 
-    /// Maps one OTLP request to documents, skipping the points [`check_request`] rejects.
+    /// Maps one OTLP request to documents, skipping the points [`check_request`] rejects,
+    /// and appends them to `documents`; `observe` is told about each metric's stored
+    /// points, once per metric of a resource.
     ///
     /// Each point's `series` column holds its key in `series`, the split's table, where a
     /// series met for the first time is added with its labels.
-    pub fn documents_from_request(
+    pub fn documents_from_request<'r>(
         &self,
-        request: &ExportMetricsServiceRequest,
+        request: &'r ExportMetricsServiceRequest,
         received_at_nanos: i64,
         series: &mut SeriesWriter<'_>,
-        mut emit: impl FnMut(TantivyDocument, &MetricFacts<'_, '_>),
+        documents: &mut Vec<PointDocument>,
+        mut observe: impl FnMut(&MetricFacts<'r>),
     ) {
+        let mut facts: Option<MetricFacts<'r>> = None;
         for_each_point(request, |point| {
             if point.verdict != Verdict::Store {
                 return;
             }
             let timestamp =
                 positive_nanos(point.data.time_unix_nano()).unwrap_or(received_at_nanos);
-            // A point's values take a few dozen bytes; tantivy's default document
-            // reserves a kilobyte, which was most of the indexer's allocations.
-            let mut doc = TantivyDocument::with_capacity(POINT_DOCUMENT_BYTES);
+            let mut doc = PointDocument::default();
             doc.add_i64(self.timestamp, timestamp.div_euclid(NANOS_PER_MILLI));
             doc.add_i64(
                 self.start_timestamp,
@@ -173,14 +174,12 @@ impl MetricSchema {
                 },
                 PointData::Histogram(histogram) => {
                     doc.add_u64(self.count, histogram.count);
-                    if let Some(sum) = histogram.sum {
-                        doc.add_f64(self.sum, sum);
-                    }
-                    add_optional(&mut doc, self.min, histogram.min);
-                    add_optional(&mut doc, self.max, histogram.max);
-                    doc.add_bytes(
+                    doc.add_optional_f64(self.sum, histogram.sum);
+                    doc.add_optional_f64(self.min, histogram.min);
+                    doc.add_optional_f64(self.max, histogram.max);
+                    doc.set_bytes(
                         self.buckets,
-                        &Buckets::Explicit {
+                        Buckets::Explicit {
                             bounds: histogram.explicit_bounds.clone(),
                             counts: histogram.bucket_counts.clone(),
                         }
@@ -189,19 +188,17 @@ impl MetricSchema {
                 }
                 PointData::ExponentialHistogram(histogram) => {
                     doc.add_u64(self.count, histogram.count);
-                    if let Some(sum) = histogram.sum {
-                        doc.add_f64(self.sum, sum);
-                    }
-                    add_optional(&mut doc, self.min, histogram.min);
-                    add_optional(&mut doc, self.max, histogram.max);
-                    doc.add_bytes(self.buckets, &Buckets::exponential(histogram).encode());
+                    doc.add_optional_f64(self.sum, histogram.sum);
+                    doc.add_optional_f64(self.min, histogram.min);
+                    doc.add_optional_f64(self.max, histogram.max);
+                    doc.set_bytes(self.buckets, Buckets::exponential(histogram).encode());
                 }
                 PointData::Summary(summary) => {
                     doc.add_u64(self.count, summary.count);
                     doc.add_f64(self.sum, summary.sum);
-                    doc.add_bytes(
+                    doc.set_bytes(
                         self.buckets,
-                        &Buckets::Quantiles(
+                        Buckets::Quantiles(
                             summary
                                 .quantile_values
                                 .iter()
@@ -212,13 +209,30 @@ impl MetricSchema {
                     );
                 }
             }
-            let facts = MetricFacts {
-                identity: point.identity,
-                metric: point.metric.name.as_str(),
-                timestamp_nanos: timestamp,
-            };
-            emit(doc, &facts);
+            documents.push(doc);
+            // Points come metric by metric, so one metric's points are told at once.
+            match &mut facts {
+                Some(current) if std::ptr::eq(current.metric, point.metric.name.as_str()) => {
+                    current.points += 1;
+                    current.min_timestamp_nanos = current.min_timestamp_nanos.min(timestamp);
+                    current.max_timestamp_nanos = current.max_timestamp_nanos.max(timestamp);
+                }
+                _ => {
+                    if let Some(done) = facts.replace(MetricFacts {
+                        identity: point.identity.clone(),
+                        metric: point.metric.name.as_str(),
+                        points: 1,
+                        min_timestamp_nanos: timestamp,
+                        max_timestamp_nanos: timestamp,
+                    }) {
+                        observe(&done);
+                    }
+                }
+            }
         });
+        if let Some(done) = facts {
+            observe(&done);
+        }
     }
 }
 
@@ -294,41 +308,44 @@ impl MetricSchema {
         segment: u32,
         doc: DocId,
         series_key: u64,
-    ) -> tantivy::Result<TantivyDocument> {
+    ) -> tantivy::Result<PointDocument> {
         let columns = &points.segments[segment as usize];
-        let mut document = TantivyDocument::with_capacity(POINT_DOCUMENT_BYTES);
+        let mut document = PointDocument::default();
         document.add_i64(self.timestamp, columns.timestamp.first(doc).unwrap_or(0));
         document.add_i64(
             self.start_timestamp,
             columns.start_timestamp.first(doc).unwrap_or(0),
         );
         document.add_u64(self.series, series_key);
-        add_optional(&mut document, self.value, columns.value.first(doc));
+        document.add_optional_f64(self.value, columns.value.first(doc));
         if let Some(value) = columns.value_int.first(doc) {
             document.add_i64(self.value_int, value);
         }
         if let Some(count) = columns.count.first(doc) {
             document.add_u64(self.count, count);
         }
-        add_optional(&mut document, self.sum, columns.sum.first(doc));
-        add_optional(&mut document, self.min, columns.min.first(doc));
-        add_optional(&mut document, self.max, columns.max.first(doc));
+        document.add_optional_f64(self.sum, columns.sum.first(doc));
+        document.add_optional_f64(self.min, columns.min.first(doc));
+        document.add_optional_f64(self.max, columns.max.first(doc));
         if let Some(column) = &columns.buckets
             && let Some(ord) = column.term_ords(doc).next()
         {
             let mut bytes = Vec::new();
             column.ord_to_bytes(ord, &mut bytes)?;
-            document.add_bytes(self.buckets, &bytes);
+            document.set_bytes(self.buckets, bytes);
         }
         Ok(document)
     }
 }
 
-/// What the indexer needs to know of a metric document, without reading it back.
-pub struct MetricFacts<'i, 'a> {
-    pub identity: &'i DocumentIdentity<'a>,
+/// What the indexer needs to know of the stored points of one metric of one resource,
+/// without reading them back.
+pub struct MetricFacts<'a> {
+    pub identity: DocumentIdentity<'a>,
     pub metric: &'a str,
-    pub timestamp_nanos: i64,
+    pub points: u64,
+    pub min_timestamp_nanos: i64,
+    pub max_timestamp_nanos: i64,
 }
 
 /// What [`check_request`] found in a request.
@@ -408,25 +425,29 @@ enum PointData<'a> {
     Summary(&'a SummaryDataPoint),
 }
 
-/// One data point with everything around it that a document needs.
-struct Point<'a> {
-    identity: &'a DocumentIdentity<'a>,
+/// One data point with everything around it that a document needs: what lives in the
+/// request (`'r`) and what [`for_each_point`] derives for a resource (`'l`).
+struct Point<'r, 'l> {
+    identity: &'l DocumentIdentity<'r>,
     /// [`series_id`]'s hash of the metric's name and kind and the identity, the same for
     /// every point of the metric.
     series_prefix: Fnv1a,
-    extra_resource_attributes: &'a [KeyValue],
-    scope: &'a str,
-    metric: &'a epitaph_proto::metrics::v1::Metric,
+    extra_resource_attributes: &'l [KeyValue],
+    scope: &'r str,
+    metric: &'r epitaph_proto::metrics::v1::Metric,
     kind: MetricKind,
     temporality: &'static str,
     monotonic: bool,
-    data: PointData<'a>,
+    data: PointData<'r>,
     verdict: Verdict,
 }
 
 /// Calls `visit` for every data point of every metric, with its verdict. A metric that
 /// has no name or no data counts as one rejected point, so it shows in the answer.
-fn for_each_point(request: &ExportMetricsServiceRequest, mut visit: impl FnMut(Point<'_>)) {
+fn for_each_point<'r>(
+    request: &'r ExportMetricsServiceRequest,
+    mut visit: impl FnMut(Point<'r, '_>),
+) {
     for resource_metrics in &request.resource_metrics {
         let resource_attributes: &[KeyValue] = resource_metrics
             .resource
@@ -713,14 +734,8 @@ fn finite_extras(sum: Option<f64>, min: Option<f64>, max: Option<f64>) -> Option
     None
 }
 
-fn add_optional(doc: &mut TantivyDocument, field: Field, value: Option<f64>) {
-    if let Some(value) = value {
-        doc.add_f64(field, value);
-    }
-}
-
 /// What a point's series is, for the split's series table; its hash is set by the table.
-fn series_labels(point: &Point<'_>) -> SeriesLabels {
+fn series_labels(point: &Point<'_, '_>) -> SeriesLabels {
     SeriesLabels {
         hash: 0,
         metric: point.metric.name.clone(),
@@ -747,7 +762,7 @@ fn series_labels(point: &Point<'_>) -> SeriesLabels {
 /// A stable id of a point's time series: FNV-1a over the metric name, kind, identity and
 /// attributes (sorted by key). Stable across restarts and versions of the server, as it
 /// is compared across splits.
-fn series_id(point: &Point<'_>) -> u64 {
+fn series_id(point: &Point<'_, '_>) -> u64 {
     let mut hash = point.series_prefix;
     let attributes = point.data.attributes();
     if attributes.is_sorted_by(|a, b| a.key <= b.key) {
@@ -1140,11 +1155,20 @@ mod tests {
 
         let schema = MetricSchema::new();
         let mut names = Vec::new();
+        let mut documents = Vec::new();
         let table = SeriesTable::default();
-        schema.documents_from_request(&bad, 7, &mut table.writer(), |_, facts| {
-            names.push(facts.metric.to_string())
+        schema.documents_from_request(&bad, 7, &mut table.writer(), &mut documents, |facts| {
+            names.push((facts.metric.to_string(), facts.points))
         });
-        assert_eq!(names, ["ok.gauge", "ok.counter", "ok.histogram"]);
+        assert_eq!(
+            names,
+            [
+                ("ok.gauge".to_string(), 1),
+                ("ok.counter".to_string(), 1),
+                ("ok.histogram".to_string(), 1)
+            ]
+        );
+        assert_eq!(documents.len(), 3);
     }
 
     #[test]
@@ -1171,15 +1195,10 @@ mod tests {
                     data_points: vec![number(value, attributes)],
                 }),
             )]);
-            let mut id = 0;
             let schema = MetricSchema::new();
-            schema.documents_from_request(&request, 0, &mut table.writer(), |doc, _| {
-                id = doc
-                    .get_first(schema.series)
-                    .and_then(|v| tantivy::schema::Value::as_u64(&v))
-                    .unwrap();
-            });
-            id
+            let mut documents = Vec::new();
+            schema.documents_from_request(&request, 0, &mut table.writer(), &mut documents, |_| {});
+            documents[0].u64_value(schema.series).unwrap()
         };
         let a = point_with(vec![attribute("x", "1"), attribute("y", "2")], 1.0);
         let b = point_with(vec![attribute("y", "2"), attribute("x", "1")], 99.0);
@@ -1198,7 +1217,7 @@ mod tests {
     #[test]
     fn series_ids_hash_the_same_as_hashing_everything_in_key_order() {
         // What `series_id` hashes, the slow way: every label, attributes sorted anew.
-        fn reference(point: &Point<'_>) -> u64 {
+        fn reference(point: &Point<'_, '_>) -> u64 {
             let mut hash = Fnv1a::default();
             hash.write_str(&point.metric.name);
             hash.write_str(point.kind.name());
@@ -1310,19 +1329,19 @@ mod tests {
             vec![metric("h", histogram(vec![1.0], vec![2, 2], 4))],
         ];
         let json =
-            |document: &TantivyDocument| tantivy::Document::to_json(document, &schema.schema());
+            |document: &PointDocument| tantivy::Document::to_json(document, &schema.schema());
         let mut added = Vec::new();
         for export in exports {
             let table = split.pending.series.clone();
             let mut series = table.writer();
-            schema.documents_from_request(&request(export), 0, &mut series, |doc, facts| {
-                split
-                    .pending
-                    .observe_metric(facts.identity, facts.metric, facts.timestamp_nanos);
-                added.push(json(&doc));
-                split.add_document(doc).unwrap();
+            let mut documents = Vec::new();
+            let request = request(export);
+            schema.documents_from_request(&request, 0, &mut series, &mut documents, |facts| {
+                split.pending.observe_metric(facts)
             });
             drop(series);
+            added.extend(documents.iter().map(json));
+            split.add_documents(documents).unwrap();
             split.commit().unwrap();
         }
         let dump = |searcher: &tantivy::Searcher| {

@@ -20,11 +20,15 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tantivy::directory::Directory;
 use tantivy::index::SegmentComponent;
+use tantivy::indexer::UserOperation;
 use tantivy::schema::Schema;
 use tantivy::store::StoreWriter;
-use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument};
+use tantivy::{
+    Document, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, TantivyDocument,
+};
 
-use super::metric_schema::{MetricSchema, SERIES_FIELD};
+use super::metric_schema::{MetricFacts, MetricSchema, SERIES_FIELD};
+use super::point_document::PointDocument;
 use super::schema::DocumentIdentity;
 use super::series::SeriesTable;
 
@@ -78,16 +82,23 @@ impl SplitMetadata {
         timestamp_nanos: i64,
         raw_bytes: usize,
     ) {
-        self.num_docs += 1;
+        self.observe_documents(identity, 1, (timestamp_nanos, timestamp_nanos));
         self.raw_bytes += raw_bytes as u64;
+    }
+
+    /// Counts `documents` of one resource whose times span `(earliest, latest)`.
+    fn observe_documents(
+        &mut self,
+        identity: &DocumentIdentity<'_>,
+        documents: u64,
+        (earliest, latest): (i64, i64),
+    ) {
+        self.num_docs += documents;
         self.min_timestamp_nanos = Some(
             self.min_timestamp_nanos
-                .map_or(timestamp_nanos, |t| t.min(timestamp_nanos)),
+                .map_or(earliest, |t| t.min(earliest)),
         );
-        self.max_timestamp_nanos = Some(
-            self.max_timestamp_nanos
-                .map_or(timestamp_nanos, |t| t.max(timestamp_nanos)),
-        );
+        self.max_timestamp_nanos = Some(self.max_timestamp_nanos.map_or(latest, |t| t.max(latest)));
         let service = identity.get("service");
         let version = identity.get("version");
         insert_if_new(&mut self.services, service);
@@ -104,9 +115,9 @@ impl SplitMetadata {
                 .or_default(),
         };
         match versions.get_mut(version) {
-            Some(first_seen) => *first_seen = (*first_seen).min(timestamp_nanos),
+            Some(first_seen) => *first_seen = (*first_seen).min(earliest),
             None => {
-                versions.insert(version.to_string(), timestamp_nanos);
+                versions.insert(version.to_string(), earliest);
             }
         }
     }
@@ -134,14 +145,14 @@ impl SplitMetadata {
     }
 
     /// Counts one metric data point, as [`SplitMetadata::observe`] counts a log line.
-    pub fn observe_metric(
-        &mut self,
-        identity: &DocumentIdentity<'_>,
-        metric: &str,
-        timestamp_nanos: i64,
-    ) {
-        self.observe(identity, timestamp_nanos, 0);
-        insert_if_new(&mut self.metrics, metric);
+    /// Counts the stored points of one metric of one resource.
+    pub fn observe_metric(&mut self, facts: &MetricFacts<'_>) {
+        self.observe_documents(
+            &facts.identity,
+            facts.points,
+            (facts.min_timestamp_nanos, facts.max_timestamp_nanos),
+        );
+        insert_if_new(&mut self.metrics, facts.metric);
     }
 
     /// `(service, version, earliest timestamp in this split)` for every pair the split
@@ -194,12 +205,13 @@ fn insert_if_new(set: &mut BTreeSet<String>, value: &str) {
     }
 }
 
-/// A split open for writing: the only mutable index at any time.
-pub struct OpenSplit {
+/// A split open for writing: the only mutable index at any time. Log splits take
+/// tantivy's documents, metric splits [`PointDocument`]s.
+pub struct OpenSplit<D: Document = TantivyDocument> {
     pub directory: PathBuf,
     pub index: Index,
     pub reader: IndexReader,
-    writer: IndexWriter,
+    writer: IndexWriter<D>,
     /// The writer's memory budget, which a seal's rewrite gets too.
     memory_bytes: usize,
     /// Metadata including documents added since the last commit.
@@ -208,7 +220,7 @@ pub struct OpenSplit {
     pub committed: SplitMetadata,
 }
 
-impl OpenSplit {
+impl<D: Document> OpenSplit<D> {
     pub fn create(
         splits_dir: &Path,
         schema: Schema,
@@ -217,7 +229,7 @@ impl OpenSplit {
         first_lsn: u64,
         threads: usize,
         memory_bytes: usize,
-    ) -> anyhow::Result<OpenSplit> {
+    ) -> anyhow::Result<Self> {
         let split_id = format!("{}-{first_lsn:016x}", created_at_nanos / 1_000_000);
         let directory = splits_dir.join(&split_id);
         let metadata = SplitMetadata {
@@ -226,7 +238,7 @@ impl OpenSplit {
             last_lsn: first_lsn.saturating_sub(1),
             ..Default::default()
         };
-        OpenSplit::create_in(directory, schema, settings, metadata, threads, memory_bytes)
+        Self::create_in(directory, schema, settings, metadata, threads, memory_bytes)
     }
 
     /// A new split in `directory` that starts with `metadata`.
@@ -237,7 +249,7 @@ impl OpenSplit {
         metadata: SplitMetadata,
         threads: usize,
         memory_bytes: usize,
-    ) -> anyhow::Result<OpenSplit> {
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&directory)
             .with_context(|| format!("creating split {}", directory.display()))?;
         let index = Index::builder()
@@ -245,7 +257,7 @@ impl OpenSplit {
             .settings(settings)
             .create_in_dir(&directory)
             .with_context(|| format!("creating split index {}", directory.display()))?;
-        let mut split = OpenSplit::with_index(directory, index, metadata, threads, memory_bytes)?;
+        let mut split = Self::with_index(directory, index, metadata, threads, memory_bytes)?;
         // An empty first commit gives the split its payload, so a crash at any later
         // moment leaves a split that `reopen` can read.
         split.commit()?;
@@ -254,16 +266,12 @@ impl OpenSplit {
 
     /// Reopens a split that was open when the server stopped; documents added after its
     /// last commit are gone from it and come back from the WAL.
-    pub fn reopen(
-        directory: PathBuf,
-        threads: usize,
-        memory_bytes: usize,
-    ) -> anyhow::Result<OpenSplit> {
+    pub fn reopen(directory: PathBuf, threads: usize, memory_bytes: usize) -> anyhow::Result<Self> {
         let index = Index::open_in_dir(&directory)
             .with_context(|| format!("opening split {}", directory.display()))?;
         let metadata = committed_metadata(&index)
             .with_context(|| format!("reading commit metadata of split {}", directory.display()))?;
-        OpenSplit::with_index(directory, index, metadata, threads, memory_bytes)
+        Self::with_index(directory, index, metadata, threads, memory_bytes)
     }
 
     fn with_index(
@@ -272,7 +280,7 @@ impl OpenSplit {
         metadata: SplitMetadata,
         threads: usize,
         memory_bytes: usize,
-    ) -> anyhow::Result<OpenSplit> {
+    ) -> anyhow::Result<Self> {
         let writer = index
             .writer_with_num_threads(threads, memory_bytes)
             .context("opening split writer")?;
@@ -293,10 +301,19 @@ impl OpenSplit {
         })
     }
 
-    pub fn add_document(&mut self, document: TantivyDocument) -> anyhow::Result<()> {
+    pub fn add_document(&mut self, document: D) -> anyhow::Result<()> {
         self.writer
             .add_document(document)
             .context("adding document to split")?;
+        Ok(())
+    }
+
+    /// Adds `documents` as one batch: one hand-over to an indexing thread, which puts
+    /// them all in the same segment.
+    pub fn add_documents(&mut self, documents: Vec<D>) -> anyhow::Result<()> {
+        self.writer
+            .run(documents.into_iter().map(UserOperation::Add))
+            .context("adding documents to split")?;
         Ok(())
     }
 
@@ -391,8 +408,11 @@ const SEALING_MEMORY_BYTES: usize = 15_000_000;
 
 /// A writer for the steps of a seal: one thread, `memory_bytes`, and no merges of its
 /// own.
-fn sealing_writer(index: &Index, memory_bytes: usize) -> anyhow::Result<IndexWriter> {
-    let writer: IndexWriter = index
+fn sealing_writer<D: Document>(
+    index: &Index,
+    memory_bytes: usize,
+) -> anyhow::Result<IndexWriter<D>> {
+    let writer: IndexWriter<D> = index
         .writer_with_num_threads(1, memory_bytes)
         .context("opening split writer to seal")?;
     writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
@@ -424,7 +444,7 @@ fn rewrite_in_series_order(
     let points = schema
         .stored_points(&searcher)
         .context("reading the split's points")?;
-    let writer = sealing_writer(index, memory_bytes)?;
+    let writer = sealing_writer::<PointDocument>(index, memory_bytes)?;
     writer
         .delete_all_documents()
         .context("replacing the split's segments")?;
@@ -476,7 +496,7 @@ fn merge_into_one_segment(index: &Index) -> anyhow::Result<()> {
 
 /// Merges `segments`, in that order, into one, keeping the last commit's payload.
 fn merge_segments(index: &Index, segments: &[tantivy::index::SegmentId]) -> anyhow::Result<()> {
-    let mut writer = sealing_writer(index, SEALING_MEMORY_BYTES)?;
+    let mut writer = sealing_writer::<TantivyDocument>(index, SEALING_MEMORY_BYTES)?;
     writer
         .merge(segments)
         .wait()
@@ -530,11 +550,14 @@ const SEALED_PAYLOAD: &str = "{\"sealed\":\"see split.json\"}";
 
 /// Commits `payload` to `index` with no other change.
 fn commit_payload(index: &Index, payload: &str) -> anyhow::Result<()> {
-    commit_and_close(sealing_writer(index, SEALING_MEMORY_BYTES)?, payload)
+    commit_and_close(
+        sealing_writer::<TantivyDocument>(index, SEALING_MEMORY_BYTES)?,
+        payload,
+    )
 }
 
 /// Commits what `writer` holds with `payload`, then closes it.
-fn commit_and_close(mut writer: IndexWriter, payload: &str) -> anyhow::Result<()> {
+fn commit_and_close<D: Document>(mut writer: IndexWriter<D>, payload: &str) -> anyhow::Result<()> {
     let mut prepared = writer.prepare_commit().context("preparing split commit")?;
     prepared.set_payload(payload);
     prepared.commit().context("committing split")?;
