@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use epitaph_proto::BatchId;
 use epitaph_proto::collector::logs::v1::ExportLogsServiceRequest;
-use epitaph_proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use epitaph_proto::lifecycle::{GoodbyeRequest, HeartbeatRequest, HelloRequest, LossReport};
 use prost::Message;
 use tantivy::TantivyDocument;
@@ -26,7 +25,7 @@ use tracing::{info, warn};
 
 use super::catalog::{SearchableSplit, SplitCatalog};
 use super::compaction;
-use super::metric_schema::MetricSchema;
+use super::metric_schema::{MetricSchema, MetricsRequest};
 use super::point_document::PointDocument;
 use super::schema::{LogSchema, ROW_INDEX_BITS, split_index_settings};
 use super::split::{OpenSplit, SealedSplit, read_sealed_metadata};
@@ -41,7 +40,7 @@ use crate::wal::{RecordContent, RecordKind, WalSegments};
 #[derive(Debug)]
 pub enum RecordPayload {
     Logs(Arc<ExportLogsServiceRequest>),
-    Metrics(Arc<ExportMetricsServiceRequest>),
+    Metrics(MetricsRequest),
     Hello(HelloRequest),
     Heartbeat(HeartbeatRequest),
     Goodbye(GoodbyeRequest),
@@ -64,9 +63,9 @@ impl DurableRecord {
             RecordKind::Logs => RecordPayload::Logs(Arc::new(ExportLogsServiceRequest::decode(
                 content.payload.as_slice(),
             )?)),
-            RecordKind::Metrics => RecordPayload::Metrics(Arc::new(
-                ExportMetricsServiceRequest::decode(content.payload.as_slice())?,
-            )),
+            RecordKind::Metrics => {
+                RecordPayload::Metrics(MetricsRequest::decode(content.payload.into())?)
+            }
             RecordKind::Hello => {
                 RecordPayload::Hello(HelloRequest::decode(content.payload.as_slice())?)
             }
@@ -567,7 +566,7 @@ impl Indexer {
     fn index_metrics(
         &mut self,
         lsn: u64,
-        request: &ExportMetricsServiceRequest,
+        request: &MetricsRequest,
         received_at_nanos: i64,
     ) -> anyhow::Result<()> {
         let split = self.metrics.open_split(lsn, &self.settings)?;
@@ -580,7 +579,7 @@ impl Indexer {
             &mut series,
             &mut documents,
             |facts| split.pending.observe_metric(facts),
-        );
+        )?;
         drop(series);
         split.add_documents(documents)?;
         split.pending.last_lsn = lsn;

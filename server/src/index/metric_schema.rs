@@ -46,16 +46,21 @@
 //! being counted as rejected (it says there is nothing to record). A point without a time
 //! takes the time the server received it, as log records do.
 
+use bytes::Bytes;
 use epitaph_proto::collector::metrics::v1::ExportMetricsServiceRequest;
-use epitaph_proto::common::v1::{KeyValue, any_value};
+use epitaph_proto::common::v1::any_value;
 use epitaph_proto::metrics::v1::{
-    AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint,
-    SummaryDataPoint, metric, number_data_point,
+    AggregationTemporality, ExponentialHistogramDataPoint, number_data_point,
 };
+use prost::Message;
 use tantivy::columnar::{BytesColumn, Column};
 use tantivy::schema::{BytesOptions, Field, NumericOptions, Schema};
 use tantivy::{DocId, IndexSettings, SegmentReader};
 
+use super::metric_wire::{
+    self, Attribute, AttributeValue, DataKind, MetricHeader, NumberPoint, PointValues, Visitor,
+    WireError,
+};
 use super::point_document::PointDocument;
 use super::schema::{
     DocumentIdentity, IDENTITY_FIELDS, any_value_to_json, positive_nanos, split_index_settings,
@@ -141,14 +146,14 @@ impl MetricSchema {
     /// series met for the first time is added with its labels.
     pub fn documents_from_request<'r>(
         &self,
-        request: &'r ExportMetricsServiceRequest,
+        request: &'r MetricsRequest,
         received_at_nanos: i64,
         series: &mut SeriesWriter<'_>,
         documents: &mut Vec<PointDocument>,
         mut observe: impl FnMut(&MetricFacts<'r>),
-    ) {
+    ) -> Result<(), WireError> {
         let mut facts: Option<MetricFacts<'r>> = None;
-        for_each_point(request, |point| {
+        for_each_point(&request.bytes, |point| {
             if point.verdict != Verdict::Store {
                 return;
             }
@@ -163,7 +168,7 @@ impl MetricSchema {
             let key = series.key(series_id(&point), timestamp, || series_labels(&point));
             doc.add_u64(self.series, key);
             match point.data {
-                PointData::Number(number) => match number.value {
+                PointValues::Number(number) => match number.value {
                     Some(number_data_point::Value::AsInt(value)) => {
                         doc.add_i64(self.value_int, value)
                     }
@@ -172,7 +177,7 @@ impl MetricSchema {
                     }
                     None => {}
                 },
-                PointData::Histogram(histogram) => {
+                PointValues::Histogram(histogram) => {
                     doc.add_u64(self.count, histogram.count);
                     doc.add_optional_f64(self.sum, histogram.sum);
                     doc.add_optional_f64(self.min, histogram.min);
@@ -186,14 +191,14 @@ impl MetricSchema {
                         .encode(),
                     );
                 }
-                PointData::ExponentialHistogram(histogram) => {
+                PointValues::ExponentialHistogram(histogram) => {
                     doc.add_u64(self.count, histogram.count);
                     doc.add_optional_f64(self.sum, histogram.sum);
                     doc.add_optional_f64(self.min, histogram.min);
                     doc.add_optional_f64(self.max, histogram.max);
                     doc.set_bytes(self.buckets, Buckets::exponential(histogram).encode());
                 }
-                PointData::Summary(summary) => {
+                PointValues::Summary(summary) => {
                     doc.add_u64(self.count, summary.count);
                     doc.add_f64(self.sum, summary.sum);
                     doc.set_bytes(
@@ -212,7 +217,7 @@ impl MetricSchema {
             documents.push(doc);
             // Points come metric by metric, so one metric's points are told at once.
             match &mut facts {
-                Some(current) if std::ptr::eq(current.metric, point.metric.name.as_str()) => {
+                Some(current) if std::ptr::eq(current.metric, point.metric.name) => {
                     current.points += 1;
                     current.min_timestamp_nanos = current.min_timestamp_nanos.min(timestamp);
                     current.max_timestamp_nanos = current.max_timestamp_nanos.max(timestamp);
@@ -220,7 +225,7 @@ impl MetricSchema {
                 _ => {
                     if let Some(done) = facts.replace(MetricFacts {
                         identity: point.identity.clone(),
-                        metric: point.metric.name.as_str(),
+                        metric: point.metric.name,
                         points: 1,
                         min_timestamp_nanos: timestamp,
                         max_timestamp_nanos: timestamp,
@@ -229,10 +234,11 @@ impl MetricSchema {
                     }
                 }
             }
-        });
+        })?;
         if let Some(done) = facts {
             observe(&done);
         }
+        Ok(())
     }
 }
 
@@ -372,8 +378,43 @@ impl RequestCheck {
     }
 }
 
+/// An `ExportMetricsServiceRequest` as bytes checked to read as prost would read them
+/// (see [`super::metric_wire`]), with what [`check_request`] found in its points.
+#[derive(Debug, Clone)]
+pub struct MetricsRequest {
+    bytes: Bytes,
+    check: RequestCheck,
+}
+
+impl MetricsRequest {
+    /// Checks `bytes` and the points they hold. A request that sets a singular field more
+    /// than once is decoded and encoded again with prost, which writes each field once.
+    pub fn decode(bytes: Bytes) -> Result<MetricsRequest, WireError> {
+        match check_request(&bytes) {
+            Ok(check) => Ok(MetricsRequest { bytes, check }),
+            Err(WireError::NotCanonical) => {
+                let request = ExportMetricsServiceRequest::decode(bytes.as_ref()).map_err(|e| {
+                    WireError::Invalid {
+                        message: "ExportMetricsServiceRequest",
+                        problem: e.to_string(),
+                    }
+                })?;
+                let bytes = Bytes::from(request.encode_to_vec());
+                let check = check_request(&bytes)?;
+                Ok(MetricsRequest { bytes, check })
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// What the request's points are: stored, skipped or rejected, and why.
+    pub fn check(&self) -> &RequestCheck {
+        &self.check
+    }
+}
+
 /// Counts the points of a request that will be stored and the ones refused, and why.
-pub fn check_request(request: &ExportMetricsServiceRequest) -> RequestCheck {
+fn check_request(request: &[u8]) -> Result<RequestCheck, WireError> {
     let mut check = RequestCheck::default();
     for_each_point(request, |point| match &point.verdict {
         Verdict::Store => check.accepted += 1,
@@ -386,8 +427,8 @@ pub fn check_request(request: &ExportMetricsServiceRequest) -> RequestCheck {
                     .push(format!("metric `{}`: {reason}", point.metric.name));
             }
         }
-    });
-    check
+    })?;
+    Ok(check)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -418,155 +459,132 @@ enum Verdict {
     Reject(String),
 }
 
-enum PointData<'a> {
-    Number(&'a NumberDataPoint),
-    Histogram(&'a HistogramDataPoint),
-    ExponentialHistogram(&'a ExponentialHistogramDataPoint),
-    Summary(&'a SummaryDataPoint),
-}
-
 /// One data point with everything around it that a document needs: what lives in the
-/// request (`'r`) and what [`for_each_point`] derives for a resource (`'l`).
+/// request (`'r`) and what the walk holds while the point is visited (`'l`).
 struct Point<'r, 'l> {
     identity: &'l DocumentIdentity<'r>,
     /// [`series_id`]'s hash of the metric's name and kind and the identity, the same for
     /// every point of the metric.
     series_prefix: Fnv1a,
-    extra_resource_attributes: &'l [KeyValue],
+    /// The resource's attributes that are not identity fields, in key order.
+    extra_resource_attributes: &'l [Attribute<'r>],
+    attributes: &'l [Attribute<'r>],
     scope: &'r str,
-    metric: &'r epitaph_proto::metrics::v1::Metric,
+    metric: MetricHeader<'r>,
     kind: MetricKind,
     temporality: &'static str,
     monotonic: bool,
-    data: PointData<'r>,
+    data: PointValues<'l>,
     verdict: Verdict,
 }
 
 /// Calls `visit` for every data point of every metric, with its verdict. A metric that
 /// has no name or no data counts as one rejected point, so it shows in the answer.
+/// Fails if the bytes are not a valid request.
 fn for_each_point<'r>(
-    request: &'r ExportMetricsServiceRequest,
-    mut visit: impl FnMut(Point<'r, '_>),
-) {
-    for resource_metrics in &request.resource_metrics {
-        let resource_attributes: &[KeyValue] = resource_metrics
-            .resource
-            .as_ref()
-            .map(|r| r.attributes.as_slice())
-            .unwrap_or(&[]);
-        let identity = DocumentIdentity::from_resource(resource_attributes);
-        let mut extra: Vec<KeyValue> = resource_attributes
-            .iter()
-            .filter(|kv| !IDENTITY_FIELDS.iter().any(|(_, key)| *key == kv.key))
-            .cloned()
-            .collect();
-        // In key order, as `series_id` hashes them (stable: equal keys keep their order).
-        extra.sort_by(|a, b| a.key.cmp(&b.key));
-        for scope_metrics in &resource_metrics.scope_metrics {
-            let scope = scope_metrics
-                .scope
-                .as_ref()
-                .map(|s| s.name.as_str())
-                .unwrap_or("");
-            for metric in &scope_metrics.metrics {
-                let name_problem = if metric.name.is_empty() {
-                    Some("metric has no name")
-                } else if metric.data.is_none() {
-                    Some("metric has no data")
-                } else {
-                    None
-                };
-                if let Some(problem) = name_problem {
-                    // Reported once for the whole metric; nothing of it is stored.
-                    visit(Point {
-                        identity: &identity,
-                        series_prefix: Fnv1a::default(),
-                        extra_resource_attributes: &extra,
-                        scope,
-                        metric,
-                        kind: MetricKind::Gauge,
-                        temporality: "",
-                        monotonic: false,
-                        data: PointData::Number(&EMPTY_NUMBER_POINT),
-                        verdict: Verdict::Reject(problem.to_string()),
-                    });
-                    continue;
-                }
-                let data = metric.data.as_ref().expect("checked above");
-                let prefix = series_prefix(&metric.name, kind_of(data), &identity);
-                let point = |kind, temporality, monotonic, data| {
-                    let verdict = verdict_of(&data, monotonic);
-                    Point {
-                        identity: &identity,
-                        series_prefix: prefix,
-                        extra_resource_attributes: &extra,
-                        scope,
-                        metric,
-                        kind,
-                        temporality,
-                        monotonic,
-                        data,
-                        verdict,
-                    }
-                };
-                match data {
-                    metric::Data::Gauge(gauge) => {
-                        for p in &gauge.data_points {
-                            visit(point(MetricKind::Gauge, "", false, PointData::Number(p)));
-                        }
-                    }
-                    metric::Data::Sum(sum) => {
-                        let temporality = temporality_name(sum.aggregation_temporality);
-                        for p in &sum.data_points {
-                            visit(point(
-                                MetricKind::Sum,
-                                temporality,
-                                sum.is_monotonic,
-                                PointData::Number(p),
-                            ));
-                        }
-                    }
-                    metric::Data::Histogram(histogram) => {
-                        let temporality = temporality_name(histogram.aggregation_temporality);
-                        for p in &histogram.data_points {
-                            visit(point(
-                                MetricKind::Histogram,
-                                temporality,
-                                false,
-                                PointData::Histogram(p),
-                            ));
-                        }
-                    }
-                    metric::Data::ExponentialHistogram(histogram) => {
-                        let temporality = temporality_name(histogram.aggregation_temporality);
-                        for p in &histogram.data_points {
-                            visit(point(
-                                MetricKind::ExponentialHistogram,
-                                temporality,
-                                false,
-                                PointData::ExponentialHistogram(p),
-                            ));
-                        }
-                    }
-                    metric::Data::Summary(summary) => {
-                        for p in &summary.data_points {
-                            visit(point(MetricKind::Summary, "", false, PointData::Summary(p)));
-                        }
-                    }
-                }
-            }
-        }
-    }
+    request: &'r [u8],
+    visit: impl FnMut(Point<'r, '_>),
+) -> Result<(), WireError> {
+    let mut points = Points {
+        visit,
+        identity: DocumentIdentity::default(),
+        extra: Vec::new(),
+        scope: "",
+        metric: None,
+        kind: MetricKind::Gauge,
+        prefix: Fnv1a::default(),
+    };
+    metric_wire::walk(request, &mut points)
 }
 
-static EMPTY_NUMBER_POINT: NumberDataPoint = NumberDataPoint {
-    attributes: Vec::new(),
-    start_time_unix_nano: 0,
-    time_unix_nano: 0,
-    exemplars: Vec::new(),
-    flags: 0,
-    value: None,
-};
+/// [`for_each_point`]'s visitor: what the walk has seen of the point's resource and
+/// metric.
+struct Points<'r, F> {
+    visit: F,
+    identity: DocumentIdentity<'r>,
+    extra: Vec<Attribute<'r>>,
+    scope: &'r str,
+    /// The metric whose points come next; `None` when it was rejected whole.
+    metric: Option<MetricHeader<'r>>,
+    kind: MetricKind,
+    prefix: Fnv1a,
+}
+
+impl<'r, F: FnMut(Point<'r, '_>)> Visitor<'r> for Points<'r, F> {
+    fn resource(&mut self, attributes: &[Attribute<'r>]) {
+        self.identity = DocumentIdentity::from_strings(
+            attributes
+                .iter()
+                .map(|attribute| (attribute.key, attribute.text())),
+        );
+        self.extra.clear();
+        self.extra.extend(
+            attributes
+                .iter()
+                .filter(|a| !IDENTITY_FIELDS.iter().any(|(_, key)| *key == a.key)),
+        );
+        // In key order, as `series_id` hashes them (stable: equal keys keep their order).
+        self.extra.sort_by(|a, b| a.key.cmp(b.key));
+    }
+
+    fn metric(&mut self, scope: &'r str, header: MetricHeader<'r>) {
+        self.scope = scope;
+        let problem = if header.name.is_empty() {
+            Some("metric has no name")
+        } else if header.kind.is_none() {
+            Some("metric has no data")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            // Reported once for the whole metric; nothing of it is stored.
+            self.metric = None;
+            (self.visit)(Point {
+                identity: &self.identity,
+                series_prefix: Fnv1a::default(),
+                extra_resource_attributes: &self.extra,
+                attributes: &[],
+                scope,
+                metric: header,
+                kind: MetricKind::Gauge,
+                temporality: "",
+                monotonic: false,
+                data: PointValues::Number(NumberPoint::default()),
+                verdict: Verdict::Reject(problem.to_string()),
+            });
+            return;
+        }
+        self.kind = match header.kind.expect("checked above") {
+            DataKind::Gauge => MetricKind::Gauge,
+            DataKind::Sum => MetricKind::Sum,
+            DataKind::Histogram => MetricKind::Histogram,
+            DataKind::ExponentialHistogram => MetricKind::ExponentialHistogram,
+            DataKind::Summary => MetricKind::Summary,
+        };
+        self.prefix = series_prefix(header.name, self.kind, &self.identity);
+        self.metric = Some(header);
+    }
+
+    fn point(&mut self, attributes: &[Attribute<'r>], data: PointValues<'_>) {
+        let Some(metric) = self.metric else {
+            return;
+        };
+        let verdict = verdict_of(&data, metric.monotonic);
+        (self.visit)(Point {
+            identity: &self.identity,
+            series_prefix: self.prefix,
+            extra_resource_attributes: &self.extra,
+            attributes,
+            scope: self.scope,
+            metric,
+            kind: self.kind,
+            temporality: temporality_name(metric.temporality),
+            monotonic: metric.monotonic,
+            data,
+            verdict,
+        });
+    }
+}
 
 fn temporality_name(temporality: i32) -> &'static str {
     match AggregationTemporality::try_from(temporality) {
@@ -576,52 +594,14 @@ fn temporality_name(temporality: i32) -> &'static str {
     }
 }
 
-fn number_value(point: &NumberDataPoint) -> Option<f64> {
+fn number_value(point: &NumberPoint) -> Option<f64> {
     match point.value? {
         number_data_point::Value::AsDouble(value) => Some(value),
         number_data_point::Value::AsInt(value) => Some(value as f64),
     }
 }
 
-impl PointData<'_> {
-    fn attributes(&self) -> &[KeyValue] {
-        match self {
-            PointData::Number(p) => &p.attributes,
-            PointData::Histogram(p) => &p.attributes,
-            PointData::ExponentialHistogram(p) => &p.attributes,
-            PointData::Summary(p) => &p.attributes,
-        }
-    }
-
-    fn start_time_unix_nano(&self) -> u64 {
-        match self {
-            PointData::Number(p) => p.start_time_unix_nano,
-            PointData::Histogram(p) => p.start_time_unix_nano,
-            PointData::ExponentialHistogram(p) => p.start_time_unix_nano,
-            PointData::Summary(p) => p.start_time_unix_nano,
-        }
-    }
-
-    fn time_unix_nano(&self) -> u64 {
-        match self {
-            PointData::Number(p) => p.time_unix_nano,
-            PointData::Histogram(p) => p.time_unix_nano,
-            PointData::ExponentialHistogram(p) => p.time_unix_nano,
-            PointData::Summary(p) => p.time_unix_nano,
-        }
-    }
-
-    fn flags(&self) -> u32 {
-        match self {
-            PointData::Number(p) => p.flags,
-            PointData::Histogram(p) => p.flags,
-            PointData::ExponentialHistogram(p) => p.flags,
-            PointData::Summary(p) => p.flags,
-        }
-    }
-}
-
-fn verdict_of(data: &PointData<'_>, monotonic: bool) -> Verdict {
+fn verdict_of(data: &PointValues<'_>, monotonic: bool) -> Verdict {
     if data.flags() & NO_RECORDED_VALUE != 0 {
         return Verdict::Skip;
     }
@@ -631,9 +611,9 @@ fn verdict_of(data: &PointData<'_>, monotonic: bool) -> Verdict {
     }
 }
 
-fn problem_of(data: &PointData<'_>, monotonic: bool) -> Option<String> {
+fn problem_of(data: &PointValues<'_>, monotonic: bool) -> Option<String> {
     match data {
-        PointData::Number(point) => {
+        PointValues::Number(point) => {
             let Some(value) = number_value(point) else {
                 return Some("data point has no value".into());
             };
@@ -645,7 +625,7 @@ fn problem_of(data: &PointData<'_>, monotonic: bool) -> Option<String> {
             }
             None
         }
-        PointData::Histogram(point) => {
+        PointValues::Histogram(point) => {
             if let Some(problem) = finite_extras(point.sum, point.min, point.max) {
                 return Some(problem);
             }
@@ -678,7 +658,7 @@ fn problem_of(data: &PointData<'_>, monotonic: bool) -> Option<String> {
             }
             None
         }
-        PointData::ExponentialHistogram(point) => {
+        PointValues::ExponentialHistogram(point) => {
             if let Some(problem) = finite_extras(point.sum, point.min, point.max) {
                 return Some(problem);
             }
@@ -700,7 +680,7 @@ fn problem_of(data: &PointData<'_>, monotonic: bool) -> Option<String> {
                 )),
             }
         }
-        PointData::Summary(point) => {
+        PointValues::Summary(point) => {
             if !point.sum.is_finite() {
                 return Some(format!("sum {} is not a finite number", point.sum));
             }
@@ -738,8 +718,8 @@ fn finite_extras(sum: Option<f64>, min: Option<f64>, max: Option<f64>) -> Option
 fn series_labels(point: &Point<'_, '_>) -> SeriesLabels {
     SeriesLabels {
         hash: 0,
-        metric: point.metric.name.clone(),
-        unit: point.metric.unit.clone(),
+        metric: point.metric.name.to_string(),
+        unit: point.metric.unit.to_string(),
         kind: point.kind.name().to_string(),
         temporality: point.temporality.to_string(),
         monotonic: point.monotonic,
@@ -753,10 +733,23 @@ fn series_labels(point: &Point<'_, '_>) -> SeriesLabels {
         attributes: point
             .extra_resource_attributes
             .iter()
-            .chain(point.data.attributes())
-            .filter_map(|kv| Some((kv.key.clone(), any_value_to_json(kv.value.as_ref()?))))
+            .chain(point.attributes)
+            .filter_map(|attribute| Some((attribute.key.to_string(), attribute_json(attribute)?)))
             .collect(),
     }
+}
+
+/// An attribute's value as JSON, as [`any_value_to_json`] has it; `None` when the
+/// attribute has no value.
+fn attribute_json(attribute: &Attribute<'_>) -> Option<serde_json::Value> {
+    Some(match attribute.value {
+        AttributeValue::Missing => return None,
+        AttributeValue::Empty => serde_json::Value::Null,
+        AttributeValue::Str(text) => serde_json::Value::String(text.to_string()),
+        AttributeValue::Int(value) => serde_json::Value::from(value),
+        AttributeValue::Bool(value) => serde_json::Value::Bool(value),
+        AttributeValue::Other(_) => any_value_to_json(attribute.decode().value.as_ref()?),
+    })
 }
 
 /// A stable id of a point's time series: FNV-1a over the metric name, kind, identity and
@@ -764,7 +757,7 @@ fn series_labels(point: &Point<'_, '_>) -> SeriesLabels {
 /// is compared across splits.
 fn series_id(point: &Point<'_, '_>) -> u64 {
     let mut hash = point.series_prefix;
-    let attributes = point.data.attributes();
+    let attributes = point.attributes;
     if attributes.is_sorted_by(|a, b| a.key <= b.key) {
         // The usual case: both lists are in key order, so they merge without sorting.
         let mut extra = point.extra_resource_attributes.iter().peekable();
@@ -780,27 +773,17 @@ fn series_id(point: &Point<'_, '_>) -> u64 {
             hash_attribute(&mut hash, kv);
         }
     } else {
-        let mut sorted: Vec<&KeyValue> = point
+        let mut sorted: Vec<&Attribute<'_>> = point
             .extra_resource_attributes
             .iter()
             .chain(attributes)
             .collect();
-        sorted.sort_by(|a, b| a.key.cmp(&b.key));
-        for kv in sorted {
-            hash_attribute(&mut hash, kv);
+        sorted.sort_by(|a, b| a.key.cmp(b.key));
+        for attribute in sorted {
+            hash_attribute(&mut hash, attribute);
         }
     }
     hash.0
-}
-
-fn kind_of(data: &metric::Data) -> MetricKind {
-    match data {
-        metric::Data::Gauge(_) => MetricKind::Gauge,
-        metric::Data::Sum(_) => MetricKind::Sum,
-        metric::Data::Histogram(_) => MetricKind::Histogram,
-        metric::Data::ExponentialHistogram(_) => MetricKind::ExponentialHistogram,
-        metric::Data::Summary(_) => MetricKind::Summary,
-    }
 }
 
 /// The start of [`series_id`]: what every point of one metric of one resource shares.
@@ -814,20 +797,31 @@ fn series_prefix(metric: &str, kind: MetricKind, identity: &DocumentIdentity<'_>
     hash
 }
 
-fn hash_attribute(hash: &mut Fnv1a, kv: &KeyValue) {
-    hash.write_str(&kv.key);
-    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+/// Hashes an attribute's key, then its value: a string as it is, anything else as its
+/// JSON text, a missing or empty value as an empty string.
+fn hash_attribute(hash: &mut Fnv1a, attribute: &Attribute<'_>) {
+    hash.write_str(attribute.key);
+    match attribute.value {
         // Strings are nearly every attribute: hashed as they are, without JSON.
-        Some(any_value::Value::StringValue(text)) => hash.write_str(text),
-        Some(_) => {
-            let value = kv
-                .value
-                .as_ref()
-                .map(super::schema::any_value_to_json)
-                .unwrap_or(serde_json::Value::Null);
-            hash.write_str(&value.to_string());
+        AttributeValue::Str(text) => hash.write_str(text),
+        AttributeValue::Missing | AttributeValue::Empty => hash.write_str(""),
+        AttributeValue::Int(value) => hash.write_str(&value.to_string()),
+        AttributeValue::Bool(value) => hash.write_str(if value { "true" } else { "false" }),
+        AttributeValue::Other(_) => {
+            let decoded = attribute.decode();
+            match decoded.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(text)) => hash.write_str(text),
+                Some(_) => {
+                    let json = decoded
+                        .value
+                        .as_ref()
+                        .map(any_value_to_json)
+                        .unwrap_or(serde_json::Value::Null);
+                    hash.write_str(&json.to_string());
+                }
+                None => hash.write_str(""),
+            }
         }
-        None => hash.write_str(""),
     }
 }
 
@@ -1002,19 +996,12 @@ impl Reader<'_> {
     }
 }
 
-/// Counts the data points of a request, valid or not.
-pub fn count_data_points(request: &ExportMetricsServiceRequest) -> usize {
-    let mut count = 0;
-    for_each_point(request, |_| count += 1);
-    count
-}
-
 #[cfg(test)]
 mod tests {
-    use epitaph_proto::common::v1::{AnyValue, any_value};
+    use epitaph_proto::common::v1::{AnyValue, KeyValue};
     use epitaph_proto::metrics::v1::{
-        Gauge, Histogram, Metric, ResourceMetrics, ScopeMetrics, Sum, Summary,
-        summary_data_point::ValueAtQuantile,
+        Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
+        ScopeMetrics, Sum, Summary, SummaryDataPoint, metric, summary_data_point::ValueAtQuantile,
     };
     use epitaph_proto::resource::v1::Resource;
 
@@ -1048,7 +1035,11 @@ mod tests {
         }
     }
 
-    fn request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+    fn request(metrics: Vec<Metric>) -> MetricsRequest {
+        MetricsRequest::decode(message(metrics).encode_to_vec().into()).unwrap()
+    }
+
+    fn message(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
         ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 resource: Some(Resource {
@@ -1139,7 +1130,7 @@ mod tests {
                 ..Default::default()
             },
         ]);
-        let check = check_request(&bad);
+        let check = bad.check();
         assert_eq!(check.accepted, 3, "{check:?}");
         assert_eq!(check.rejected, 8, "{check:?}");
         assert_eq!(check.reasons.len(), MAX_REASONS);
@@ -1157,9 +1148,11 @@ mod tests {
         let mut names = Vec::new();
         let mut documents = Vec::new();
         let table = SeriesTable::default();
-        schema.documents_from_request(&bad, 7, &mut table.writer(), &mut documents, |facts| {
-            names.push((facts.metric.to_string(), facts.points))
-        });
+        schema
+            .documents_from_request(&bad, 7, &mut table.writer(), &mut documents, |facts| {
+                names.push((facts.metric.to_string(), facts.points))
+            })
+            .unwrap();
         assert_eq!(
             names,
             [
@@ -1181,7 +1174,7 @@ mod tests {
                 data_points: vec![point],
             }),
         )]);
-        let check = check_request(&stale);
+        let check = stale.check();
         assert_eq!((check.accepted, check.rejected), (0, 0));
     }
 
@@ -1197,7 +1190,9 @@ mod tests {
             )]);
             let schema = MetricSchema::new();
             let mut documents = Vec::new();
-            schema.documents_from_request(&request, 0, &mut table.writer(), &mut documents, |_| {});
+            schema
+                .documents_from_request(&request, 0, &mut table.writer(), &mut documents, |_| {})
+                .unwrap();
             documents[0].u64_value(schema.series).unwrap()
         };
         let a = point_with(vec![attribute("x", "1"), attribute("y", "2")], 1.0);
@@ -1216,41 +1211,62 @@ mod tests {
 
     #[test]
     fn series_ids_hash_the_same_as_hashing_everything_in_key_order() {
-        // What `series_id` hashes, the slow way: every label, attributes sorted anew.
-        fn reference(point: &Point<'_, '_>) -> u64 {
+        // What `series_id` hashes, the slow way, from what prost decodes: every label,
+        // attributes sorted anew, values that are not strings as their JSON text.
+        fn reference(
+            metric: &str,
+            kind: MetricKind,
+            resource: &[KeyValue],
+            attributes: &[KeyValue],
+        ) -> u64 {
             let mut hash = Fnv1a::default();
-            hash.write_str(&point.metric.name);
-            hash.write_str(point.kind.name());
-            for value in point.identity.values {
+            hash.write_str(metric);
+            hash.write_str(kind.name());
+            for value in DocumentIdentity::from_resource(resource).values {
                 hash.write_str(value);
             }
-            let mut attributes: Vec<&KeyValue> = point
-                .extra_resource_attributes
+            let mut all: Vec<&KeyValue> = resource
                 .iter()
-                .chain(point.data.attributes())
+                .filter(|kv| !IDENTITY_FIELDS.iter().any(|(_, key)| *key == kv.key))
+                .chain(attributes)
                 .collect();
-            attributes.sort_by(|a, b| a.key.cmp(&b.key));
-            for kv in attributes {
-                hash_attribute(&mut hash, kv);
+            all.sort_by(|a, b| a.key.cmp(&b.key));
+            for kv in all {
+                hash.write_str(&kv.key);
+                match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(any_value::Value::StringValue(text)) => hash.write_str(text),
+                    Some(_) => {
+                        hash.write_str(&any_value_to_json(kv.value.as_ref().unwrap()).to_string())
+                    }
+                    None => hash.write_str(""),
+                }
             }
             hash.0
         }
-        let mut number_attribute = attribute("n", "");
-        number_attribute.value = Some(AnyValue {
-            value: Some(any_value::Value::IntValue(7)),
-        });
+        let with_value = |key: &str, value: Option<any_value::Value>| KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value }),
+            ..Default::default()
+        };
         let attribute_lists = [
             vec![],
             vec![attribute("a", "1"), attribute("p", "2")],
             vec![attribute("p", "2"), attribute("a", "1")],
             vec![
                 attribute("os.type", "bsd"),
-                number_attribute,
+                with_value("n", Some(any_value::Value::IntValue(-7))),
+                with_value("b", Some(any_value::Value::BoolValue(true))),
+                with_value("d", Some(any_value::Value::DoubleValue(0.25))),
+                with_value("e", None),
+                KeyValue {
+                    key: "missing".into(),
+                    ..Default::default()
+                },
                 attribute("z", ""),
             ],
         ];
         for attributes in attribute_lists {
-            let request = request(vec![
+            let message = message(vec![
                 metric(
                     "m",
                     metric::Data::Gauge(Gauge {
@@ -1259,12 +1275,21 @@ mod tests {
                 ),
                 metric("h", histogram(vec![1.0], vec![1, 1], 2)),
             ]);
-            let mut seen = 0;
-            for_each_point(&request, |point| {
-                assert_eq!(series_id(&point), reference(&point));
-                seen += 1;
-            });
-            assert_eq!(seen, 2);
+            let resource = &message.resource_metrics[0]
+                .resource
+                .as_ref()
+                .unwrap()
+                .attributes;
+            let expected = [
+                reference("m", MetricKind::Gauge, resource, &attributes),
+                reference("h", MetricKind::Histogram, resource, &[]),
+            ];
+            let mut ids = Vec::new();
+            for_each_point(&message.encode_to_vec(), |point| {
+                ids.push(series_id(&point))
+            })
+            .unwrap();
+            assert_eq!(ids, expected);
         }
     }
 
@@ -1336,9 +1361,11 @@ mod tests {
             let mut series = table.writer();
             let mut documents = Vec::new();
             let request = request(export);
-            schema.documents_from_request(&request, 0, &mut series, &mut documents, |facts| {
-                split.pending.observe_metric(facts)
-            });
+            schema
+                .documents_from_request(&request, 0, &mut series, &mut documents, |facts| {
+                    split.pending.observe_metric(facts)
+                })
+                .unwrap();
             drop(series);
             added.extend(documents.iter().map(json));
             split.add_documents(documents).unwrap();

@@ -8,6 +8,7 @@ pub mod indexer;
 pub mod metric_filter;
 pub mod metric_query;
 pub mod metric_schema;
+pub mod metric_wire;
 pub mod point_document;
 pub mod schema;
 pub mod search;

@@ -274,15 +274,26 @@ pub struct DocumentIdentity<'a> {
 
 impl<'a> DocumentIdentity<'a> {
     pub fn from_resource(attributes: &'a [KeyValue]) -> DocumentIdentity<'a> {
+        DocumentIdentity::from_strings(attributes.iter().map(|kv| {
+            let text = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(text)) => Some(text.as_str()),
+                _ => None,
+            };
+            (kv.key.as_str(), text)
+        }))
+    }
+
+    /// The identity of a resource with these attributes: `(key, value if a string)`.
+    pub fn from_strings(
+        attributes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> DocumentIdentity<'a> {
         let mut values = [""; IDENTITY_FIELDS.len()];
-        for kv in attributes {
-            let Some(position) = IDENTITY_FIELDS.iter().position(|(_, key)| *key == kv.key) else {
+        for (key, text) in attributes {
+            let Some(position) = IDENTITY_FIELDS.iter().position(|(_, k)| *k == key) else {
                 continue;
             };
-            if let Some(any_value::Value::StringValue(text)) =
-                kv.value.as_ref().and_then(|v| v.value.as_ref())
-            {
-                values[position] = text.as_str();
+            if let Some(text) = text {
+                values[position] = text;
             }
         }
         DocumentIdentity { values }

@@ -9,16 +9,17 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use epitaph_proto::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
 };
 use tonic::codegen::BoxFuture;
 use tonic::{Request, Response, Status};
 
-use super::raw::{ExportHandler, Raw, RawExportService};
+use super::raw::{DecodeRequest, ExportHandler, Raw, RawExportService};
 use super::{Admission, IngestState, batch_id_of};
 use crate::index::indexer::{RecordPayload, metrics_batch};
-use crate::index::metric_schema::{RequestCheck, check_request};
+use crate::index::metric_schema::{MetricsRequest, RequestCheck};
 use crate::wal::RecordKind;
 
 /// The metrics service, ready to add to a tonic server.
@@ -34,13 +35,13 @@ pub struct MetricsHandler {
 }
 
 impl ExportHandler for MetricsHandler {
-    type Request = ExportMetricsServiceRequest;
+    type Request = MetricsRequest;
     type Response = ExportMetricsServiceResponse;
     const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
 
     fn export(
         &self,
-        request: Request<Raw<ExportMetricsServiceRequest>>,
+        request: Request<Raw<MetricsRequest>>,
     ) -> BoxFuture<Response<ExportMetricsServiceResponse>, Status> {
         Box::pin(export(self.state.clone(), request))
     }
@@ -48,14 +49,14 @@ impl ExportHandler for MetricsHandler {
 
 async fn export(
     state: Arc<IngestState>,
-    request: Request<Raw<ExportMetricsServiceRequest>>,
+    request: Request<Raw<MetricsRequest>>,
 ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
     // Metrics batches are numbered apart from an agent's log batches.
     let batch = batch_id_of(&request)?;
     let admission_key = batch.as_ref().map(metrics_batch);
     let Raw { bytes, request } = request.into_inner();
-    let check = check_request(&request);
-    let answer = response_for(&check);
+    let check = request.check();
+    let answer = response_for(check);
     if check.accepted == 0 {
         return Ok(answer);
     }
@@ -71,7 +72,7 @@ async fn export(
                 RecordKind::Metrics,
                 batch,
                 bytes.to_vec(),
-                RecordPayload::Metrics(Arc::new(request)),
+                RecordPayload::Metrics(request),
             )
             .await;
         state.finish_batch(admission_key.as_ref(), result.is_ok());
@@ -81,6 +82,14 @@ async fn export(
         .await
         .map_err(|e| Status::internal(format!("storing task failed: {e}")))??;
     Ok(answer)
+}
+
+/// Metrics requests are read without decoding them (see `metric_wire`).
+impl DecodeRequest for MetricsRequest {
+    fn decode_request(bytes: &Bytes) -> Result<MetricsRequest, String> {
+        MetricsRequest::decode(bytes.clone())
+            .map_err(|e| format!("request is not a valid ExportMetricsServiceRequest: {e}"))
+    }
 }
 
 fn response_for(check: &RequestCheck) -> Response<ExportMetricsServiceResponse> {

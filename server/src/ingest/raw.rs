@@ -29,9 +29,30 @@ pub struct Raw<T> {
     pub request: T,
 }
 
+/// How an export request is read from its bytes.
+pub trait DecodeRequest: Sized + Send + 'static {
+    /// Reads a request, or says what is wrong with the bytes.
+    fn decode_request(bytes: &Bytes) -> Result<Self, String>;
+}
+
+/// A request decoded by prost.
+impl<M: Message + Default + Send + 'static> DecodeRequest for M {
+    fn decode_request(bytes: &Bytes) -> Result<M, String> {
+        M::decode(bytes.as_ref()).map_err(|e| {
+            format!(
+                "request is not a valid {}: {e}",
+                std::any::type_name::<M>()
+                    .rsplit("::")
+                    .next()
+                    .unwrap_or("message")
+            )
+        })
+    }
+}
+
 /// What one OTLP signal's `Export` does with a decoded request.
 pub trait ExportHandler: Clone + Send + Sync + 'static {
-    type Request: Message + Default + Send + 'static;
+    type Request: DecodeRequest;
     type Response: Message + Send + 'static;
     /// The gRPC service name, e.g. `opentelemetry.proto.collector.logs.v1.LogsService`.
     const SERVICE: &'static str;
@@ -128,7 +149,7 @@ impl<Req, Resp> Default for RawCodec<Req, Resp> {
 
 impl<Req, Resp> Codec for RawCodec<Req, Resp>
 where
-    Req: Message + Default + Send + 'static,
+    Req: DecodeRequest,
     Resp: Message + Send + 'static,
 {
     type Encode = Resp;
@@ -159,21 +180,13 @@ impl<Resp: Message> Encoder for ResponseEncoder<Resp> {
 
 pub struct RawDecoder<Req>(PhantomData<fn() -> Req>);
 
-impl<Req: Message + Default> Decoder for RawDecoder<Req> {
+impl<Req: DecodeRequest> Decoder for RawDecoder<Req> {
     type Item = Raw<Req>;
     type Error = Status;
 
     fn decode(&mut self, buffer: &mut DecodeBuf<'_>) -> Result<Option<Raw<Req>>, Status> {
         let bytes = buffer.copy_to_bytes(buffer.remaining());
-        let request = Req::decode(bytes.as_ref()).map_err(|e| {
-            Status::invalid_argument(format!(
-                "request is not a valid {}: {e}",
-                std::any::type_name::<Req>()
-                    .rsplit("::")
-                    .next()
-                    .unwrap_or("message")
-            ))
-        })?;
+        let request = Req::decode_request(&bytes).map_err(Status::invalid_argument)?;
         Ok(Some(Raw { bytes, request }))
     }
 }
