@@ -7,6 +7,10 @@
 //! bytes it decoded and reports decode failures as INVALID_ARGUMENT, so the WAL stores the
 //! request exactly as it arrived without encoding it twice.
 //!
+//! How a request is read from its bytes is the request type's business
+//! ([`DecodeRequest`]): logs are decoded by prost, metrics are read where they lie (see
+//! `index::metric_wire`).
+//!
 //! One [`RawExportService`] serves one OTLP signal's single `Export` method; what the
 //! method does is the [`ExportHandler`]'s business.
 
