@@ -229,7 +229,7 @@ STARTED_PIDS+=("$RECEIVER_PID")
 GRPC_ADDR=""
 TCP_ADDR=""
 for _ in $(seq 1 100); do
-    if read -r line <"$WORK/receiver.out" 2>/dev/null && [[ "$line" == listening* ]]; then
+    if read -r line 2>/dev/null <"$WORK/receiver.out" && [[ "$line" == listening* ]]; then
         GRPC_ADDR="$(sed -n 's/.*grpc=\([^ ]*\).*/\1/p' <<<"$line")"
         TCP_ADDR="$(sed -n 's/.*tcp=\([^ ]*\).*/\1/p' <<<"$line")"
         break

@@ -114,7 +114,7 @@ SERVER_PID=$!
 GRPC_ADDR=""
 HTTP_ADDR=""
 for _ in $(seq 1 300); do
-    if read -r line <"$WORK/server.out" 2>/dev/null && [[ "$line" == listening* ]]; then
+    if read -r line 2>/dev/null <"$WORK/server.out" && [[ "$line" == listening* ]]; then
         GRPC_ADDR="$(sed -n 's/.*grpc=\([^ ]*\).*/\1/p' <<<"$line")"
         HTTP_ADDR="$(sed -n 's/.*http=\([^ ]*\).*/\1/p' <<<"$line")"
         break

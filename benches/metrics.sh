@@ -88,7 +88,10 @@ trap 'exit 130' INT TERM
 json_number() { grep -o "\"$2\": *-\?[0-9.eE+-]*" "$1" | head -n 1 | sed 's/.*: *//'; }
 calc() { awk "BEGIN { printf \"%.6g\", $1 }"; }
 fmt() { awk -v value="$2" "BEGIN { printf \"$1\", value }"; }
-dir_bytes() { if [[ -d "$1" ]]; then du -sb "$1" | cut -f1; else echo 0; fi; }
+# Files may vanish while du walks (a compaction removing the splits it replaced): du then
+# complains and fails, but its total is still printed, and the caller waits for a settled
+# directory anyway.
+dir_bytes() { if [[ -d "$1" ]]; then { du -sb "$1" 2>/dev/null || true; } | cut -f1; else echo 0; fi; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 http_get() { curl -sf --max-time 30 "http://$1$2"; }
@@ -179,7 +182,7 @@ start_epitaph() {
     GRPC_ADDR=""
     HTTP_ADDR=""
     for _ in $(seq 1 300); do
-        if read -r line <"$WORK/server.out" 2>/dev/null && [[ "$line" == listening* ]]; then
+        if read -r line 2>/dev/null <"$WORK/server.out" && [[ "$line" == listening* ]]; then
             GRPC_ADDR="$(sed -n 's/.*grpc=\([^ ]*\).*/\1/p' <<<"$line")"
             HTTP_ADDR="$(sed -n 's/.*http=\([^ ]*\).*/\1/p' <<<"$line")"
             break
