@@ -68,6 +68,13 @@ impl<'a> Fields<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, WireError> {
+        // Tags and most lengths take one byte.
+        if let Some((&byte, rest)) = self.bytes.split_first()
+            && byte < 0x80
+        {
+            self.bytes = rest;
+            return Ok(u64::from(byte));
+        }
         let mut value = 0u64;
         for (index, &byte) in self.bytes.iter().enumerate().take(10) {
             if index == 9 && byte > 1 {
@@ -110,7 +117,8 @@ impl<'a> Fields<'a> {
         Ok((tag, wire_type))
     }
 
-    /// Skips a field of `wire_type` whose key was read, as prost's `skip_field` does.
+    /// Reads a field of `wire_type` whose key was read, skipping a group as prost's
+    /// `skip_field` does.
     fn value(&mut self, tag: u32, wire_type: u8) -> Result<Wire<'a>, WireError> {
         Ok(match wire_type {
             0 => Wire::Varint(self.varint()?),
