@@ -437,31 +437,42 @@ struct Scratch<'r> {
     point: Vec<Attribute<'r>>,
 }
 
+/// Checks a `ResourceMetrics` or a `ScopeMetrics`, which are alike: field 1 a message set
+/// at most once (the resource or the scope), returned; 2 the list of what it holds, each
+/// item checked when it is walked; 3 a schema URL.
+fn first_field_of_list<'a>(
+    message: &'static str,
+    bytes: &'a [u8],
+) -> Result<Option<&'a [u8]>, WireError> {
+    let mut first = None;
+    let mut fields = Fields::of(bytes, message);
+    while let Some((tag, wire)) = fields.next_field()? {
+        match tag {
+            1 => {
+                if first.is_some() {
+                    return Err(WireError::NotCanonical);
+                }
+                first = Some(self::bytes(message, tag, wire)?);
+            }
+            2 => {
+                self::bytes(message, tag, wire)?;
+            }
+            3 => {
+                string(message, tag, wire)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(first)
+}
+
 fn resource_metrics<'r>(
     bytes: &'r [u8],
     visitor: &mut impl Visitor<'r>,
     scratch: &mut Scratch<'r>,
 ) -> Result<(), WireError> {
     const MESSAGE: &str = "ResourceMetrics";
-    let mut resource = None;
-    let mut fields = Fields::of(bytes, MESSAGE);
-    while let Some((tag, wire)) = fields.next_field()? {
-        match tag {
-            1 => {
-                if resource.is_some() {
-                    return Err(WireError::NotCanonical);
-                }
-                resource = Some(self::bytes(MESSAGE, tag, wire)?);
-            }
-            2 => {
-                self::bytes(MESSAGE, tag, wire)?;
-            }
-            3 => {
-                string(MESSAGE, tag, wire)?;
-            }
-            _ => {}
-        }
-    }
+    let resource = first_field_of_list(MESSAGE, bytes)?;
     scratch.resource.clear();
     if let Some(resource) = resource {
         const RESOURCE: &str = "Resource";
@@ -495,25 +506,7 @@ fn scope_metrics<'r>(
     scratch: &mut Scratch<'r>,
 ) -> Result<(), WireError> {
     const MESSAGE: &str = "ScopeMetrics";
-    let mut scope = None;
-    let mut fields = Fields::of(bytes, MESSAGE);
-    while let Some((tag, wire)) = fields.next_field()? {
-        match tag {
-            1 => {
-                if scope.is_some() {
-                    return Err(WireError::NotCanonical);
-                }
-                scope = Some(self::bytes(MESSAGE, tag, wire)?);
-            }
-            2 => {
-                self::bytes(MESSAGE, tag, wire)?;
-            }
-            3 => {
-                string(MESSAGE, tag, wire)?;
-            }
-            _ => {}
-        }
-    }
+    let scope = first_field_of_list(MESSAGE, bytes)?;
     let mut scope_name = "";
     if let Some(scope) = scope {
         const SCOPE: &str = "InstrumentationScope";
