@@ -1400,6 +1400,75 @@ mod tests {
     }
 
     #[test]
+    fn a_seal_whose_points_outgrow_the_writers_memory_still_ends_in_order_in_one_segment() {
+        // Enough points that the seal's rewrite, under tantivy's smallest budget, writes
+        // several segments, which it then merges in order.
+        const SERIES: u64 = 100;
+        const ROUNDS: u64 = 600;
+        let dir = tempfile::tempdir().unwrap();
+        let schema = MetricSchema::new();
+        let mut split = crate::index::split::OpenSplit::create(
+            dir.path(),
+            schema.schema(),
+            MetricSchema::index_settings(),
+            0,
+            1,
+            1,
+            15_000_000,
+        )
+        .unwrap();
+        for batch in 0..ROUNDS / 100 {
+            // Later rounds first, so the seal has to reorder every series.
+            let rounds = (batch * 100..(batch + 1) * 100).rev();
+            let points = rounds
+                .flat_map(|round| {
+                    (0..SERIES).map(move |s| {
+                        let mut point = number(
+                            (round * SERIES + s) as f64,
+                            vec![attribute("s", &s.to_string())],
+                        );
+                        point.time_unix_nano = (ROUNDS - round) * 1_000_000_000;
+                        point
+                    })
+                })
+                .collect();
+            let request = request(vec![metric(
+                "m",
+                metric::Data::Gauge(Gauge {
+                    data_points: points,
+                }),
+            )]);
+            let table = split.pending.series.clone();
+            let mut series = table.writer();
+            let mut documents = Vec::new();
+            schema
+                .documents_from_request(&request, 0, &mut series, &mut documents, |facts| {
+                    split.pending.observe_metric(facts)
+                })
+                .unwrap();
+            drop(series);
+            split.add_documents(documents).unwrap();
+            split.commit().unwrap();
+        }
+        let sealed = split.seal(1).unwrap();
+        let searcher = sealed.reader.searcher();
+        assert_eq!(searcher.segment_readers().len(), 1);
+        let points = schema.stored_points(&searcher).unwrap();
+        assert_eq!(points.order.len() as u64, SERIES * ROUNDS);
+        let docs: Vec<DocId> = points.order.iter().map(|&(_, _, _, doc)| doc).collect();
+        assert!(
+            docs.iter().copied().eq(0..docs.len() as DocId),
+            "the segment's documents are in series, then time order"
+        );
+        let columns = PointColumns::open(searcher.segment_reader(0)).unwrap();
+        let mut values: Vec<u64> = (0..docs.len() as DocId)
+            .map(|doc| columns.value.first(doc).unwrap() as u64)
+            .collect();
+        values.sort_unstable();
+        assert!(values.iter().copied().eq(0..SERIES * ROUNDS));
+    }
+
+    #[test]
     fn buckets_round_trip() {
         for buckets in [
             Buckets::Explicit {
