@@ -4,10 +4,11 @@
 //! one-worker runtime, so tests stay synchronous. Every call is bounded: a server
 //! that hangs fails the test with "no answer within ..." instead of hanging it.
 //!
-//! [`OtlpClient::export_raw`] sends arbitrary bytes as the request message, through
-//! tonic's own gRPC framing, to hand-craft what no well-behaved encoder would produce
-//! (invalid UTF-8 in a string field).
+//! [`OtlpClient::export_raw`] (and `export_metrics_raw`) sends arbitrary bytes as the
+//! request message, through tonic's own gRPC framing, to hand-craft what no well-behaved
+//! encoder would produce (invalid UTF-8 in a string field, a field set twice).
 
+use std::marker::PhantomData;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use epitaph_proto::BATCH_HEADER;
@@ -35,6 +36,8 @@ pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The gRPC method path of OTLP log export.
 const LOGS_EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+/// The gRPC method path of OTLP metrics export.
+const METRICS_EXPORT_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
 /// A blocking OTLP logs and metrics client for one server address.
 pub struct OtlpClient {
@@ -121,6 +124,24 @@ impl OtlpClient {
         message_bytes: Vec<u8>,
         batch_header: Option<&str>,
     ) -> Result<ExportLogsServiceResponse, Status> {
+        self.export_raw_at(LOGS_EXPORT_PATH, message_bytes, batch_header)
+    }
+
+    /// [`OtlpClient::export_raw`] for metrics.
+    pub fn export_metrics_raw(
+        &self,
+        message_bytes: Vec<u8>,
+        batch_header: Option<&str>,
+    ) -> Result<ExportMetricsServiceResponse, Status> {
+        self.export_raw_at(METRICS_EXPORT_PATH, message_bytes, batch_header)
+    }
+
+    fn export_raw_at<R: Message + Default + Send + 'static>(
+        &self,
+        path: &'static str,
+        message_bytes: Vec<u8>,
+        batch_header: Option<&str>,
+    ) -> Result<R, Status> {
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
         if let Some(encoding) = self.compression {
             grpc = grpc.send_compressed(encoding);
@@ -130,8 +151,8 @@ impl OtlpClient {
             grpc.ready()
                 .await
                 .map_err(|error| Status::unavailable(format!("channel not ready: {error}")))?;
-            let path = PathAndQuery::from_static(LOGS_EXPORT_PATH);
-            grpc.unary(request, path, RawRequestCodec)
+            let path = PathAndQuery::from_static(path);
+            grpc.unary(request, path, RawRequestCodec::<R>::default())
                 .await
                 .map(|response| response.into_inner())
         })
@@ -185,22 +206,27 @@ fn tagged_request<T>(message: T, batch_header: Option<&str>) -> Request<T> {
     request
 }
 
-/// Encodes `Vec<u8>` as-is and decodes the OTLP response with prost.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawRequestCodec;
+/// Encodes `Vec<u8>` as-is and decodes the OTLP response `R` with prost.
+struct RawRequestCodec<R>(PhantomData<fn() -> R>);
 
-impl Codec for RawRequestCodec {
+impl<R> Default for RawRequestCodec<R> {
+    fn default() -> Self {
+        RawRequestCodec(PhantomData)
+    }
+}
+
+impl<R: Message + Default + Send + 'static> Codec for RawRequestCodec<R> {
     type Encode = Vec<u8>;
-    type Decode = ExportLogsServiceResponse;
+    type Decode = R;
     type Encoder = RawBytesEncoder;
-    type Decoder = ResponseDecoder;
+    type Decoder = ResponseDecoder<R>;
 
     fn encoder(&mut self) -> Self::Encoder {
         RawBytesEncoder
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        ResponseDecoder
+        ResponseDecoder(PhantomData)
     }
 }
 
@@ -217,15 +243,14 @@ impl Encoder for RawBytesEncoder {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct ResponseDecoder;
+struct ResponseDecoder<R>(PhantomData<fn() -> R>);
 
-impl Decoder for ResponseDecoder {
-    type Item = ExportLogsServiceResponse;
+impl<R: Message + Default> Decoder for ResponseDecoder<R> {
+    type Item = R;
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        ExportLogsServiceResponse::decode(src)
+        R::decode(src)
             .map(Some)
             .map_err(|error| Status::new(Code::Internal, format!("decoding the response: {error}")))
     }

@@ -14,6 +14,8 @@ use epitaph_proto::metrics::v1::{
 };
 use epitaph_tests::otlp::{bodies_request, resource, string_attribute, unix_nanos};
 use epitaph_tests::{OtlpClient, Server, eventually, unique_token};
+use prost::Message;
+use tonic::Code;
 
 fn point(value: f64) -> NumberDataPoint {
     NumberDataPoint {
@@ -163,6 +165,81 @@ fn bad_points_are_refused_with_a_partial_success_and_never_stored() {
     assert_eq!(count_with("value:1"), 1);
     assert_eq!(count_with("value:*"), 1);
     assert_eq!(count_with("value:<1"), 0);
+    assert_eq!(server.get("/readyz", &[]).status, 200);
+}
+
+#[test]
+fn malformed_requests_are_invalid_argument_and_a_field_set_twice_reads_as_protobuf_merges_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let client = OtlpClient::connect(&server.grpc_url());
+    let service = unique_token("wire");
+
+    // Invalid UTF-8 in an attribute's value, and a request cut short.
+    let mut with_route = point(1.0);
+    with_route.attributes = vec![string_attribute("route", "/routeX")];
+    let mut metric = gauge("wire.gauge", &[]);
+    if let Some(metric::Data::Gauge(gauge)) = &mut metric.data {
+        gauge.data_points = vec![with_route];
+    }
+    let bytes = request(&service, vec![metric]).encode_to_vec();
+    let position = bytes
+        .windows(7)
+        .position(|window| window == b"/routeX")
+        .expect("the attribute is in the encoded request");
+    let mut not_utf8 = bytes.clone();
+    not_utf8[position + 6] = 0xFF;
+    let status = client
+        .export_metrics_raw(not_utf8, None)
+        .expect_err("an attribute with invalid UTF-8 was accepted");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("UTF-8"),
+        "the message does not say the problem is UTF-8: {status:?}"
+    );
+    let status = client
+        .export_metrics_raw(bytes[..bytes.len() - 3].to_vec(), None)
+        .expect_err("a request cut short was accepted");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+
+    // `ResourceMetrics { resource: {service.name}, resource: {host.image.version} }`:
+    // protobuf merges the two resources into one with both attributes.
+    let resource_bytes = |key: &str, value: &str| {
+        let mut field = Vec::new();
+        prost::encoding::message::encode(1, &resource(&[(key, value)]), &mut field);
+        field
+    };
+    let scope = ScopeMetrics {
+        metrics: vec![gauge("wire.merged", &[2.0])],
+        ..Default::default()
+    };
+    let mut resource_metrics = resource_bytes("service.name", &service);
+    resource_metrics.extend(resource_bytes("host.image.version", "v9"));
+    prost::encoding::message::encode(2, &scope, &mut resource_metrics);
+    let mut merged = Vec::new();
+    prost::encoding::bytes::encode(1, &resource_metrics, &mut merged);
+    let decoded = ExportMetricsServiceRequest::decode(merged.as_slice()).unwrap();
+    assert_eq!(
+        decoded.resource_metrics[0]
+            .resource
+            .as_ref()
+            .unwrap()
+            .attributes
+            .len(),
+        2,
+        "prost merges the resource set twice"
+    );
+    client
+        .export_metrics_raw(merged, None)
+        .expect("a request with a field set twice is valid protobuf");
+    assert_eq!(
+        count_points(
+            &server,
+            &format!("metric:wire.merged service:{service} version:v9 | stats count()")
+        ),
+        1
+    );
+    assert_eq!(count_now(&server, "wire.gauge", &service, "value:*"), 0);
     assert_eq!(server.get("/readyz", &[]).status, 200);
 }
 
