@@ -610,7 +610,7 @@ fn map_bound(bound: &Bound, to_term: impl Fn(&Value) -> Term) -> RangeBound<Term
 }
 
 /// The column of a metric point's value when it was sent as an integer.
-const INTEGER_VALUE_FIELD: &str = "value_int";
+pub const INTEGER_VALUE_FIELD: &str = "value_int";
 
 /// A range bound as a number; `not_a_number` words the error for a value that is none.
 fn number_bound(
@@ -658,6 +658,9 @@ fn integer_bounds(
     (lower, upper)
 }
 
+/// Nanoseconds in a millisecond: metric points' `timestamp` column holds milliseconds.
+pub const NANOS_PER_MILLI: i64 = 1_000_000;
+
 /// A range over a time column given in Unix nanoseconds. A date column holds nanoseconds;
 /// an `i64` column holds milliseconds (metric points' time), and the bounds are rounded
 /// so that a point is in the range exactly when its millisecond, as nanoseconds, is.
@@ -667,7 +670,6 @@ pub fn time_range_query(
     lower: &RangeBound<i64>,
     upper: &RangeBound<i64>,
 ) -> RangeQuery {
-    const NANOS_PER_MILLI: i64 = 1_000_000;
     if schema.get_field_entry(field).field_type().value_type() == tantivy::schema::Type::I64 {
         let floor = |nanos: i64| nanos.div_euclid(NANOS_PER_MILLI);
         let ceil = |nanos: i64| -(-nanos).div_euclid(NANOS_PER_MILLI);

@@ -35,7 +35,7 @@ mod tests;
 
 use std::collections::BTreeSet;
 
-pub use compile::{compile_filter, time_range_query};
+pub use compile::{INTEGER_VALUE_FIELD, NANOS_PER_MILLI, compile_filter, time_range_query};
 pub use prune::{RequiredIdentity, RequiredTimeRange, required_identity, required_time_range};
 
 use crate::ast::VersionAlias;

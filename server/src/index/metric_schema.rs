@@ -52,6 +52,7 @@ use epitaph_proto::common::v1::any_value;
 use epitaph_proto::metrics::v1::{
     AggregationTemporality, ExponentialHistogramDataPoint, number_data_point,
 };
+use epitaph_query::engine::INTEGER_VALUE_FIELD;
 use prost::Message;
 use tantivy::columnar::{BytesColumn, Column};
 use tantivy::schema::{BytesOptions, Field, NumericOptions, Schema};
@@ -70,7 +71,7 @@ use super::series::{SeriesLabels, SeriesWriter};
 /// `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
 const NO_RECORDED_VALUE: u32 = 1;
 /// `timestamp` holds milliseconds (see the module's notes).
-pub(super) const NANOS_PER_MILLI: i64 = 1_000_000;
+pub(super) use epitaph_query::engine::NANOS_PER_MILLI;
 /// How many rejection reasons an export answer lists.
 const MAX_REASONS: usize = 3;
 /// The series key field, which metric splits are sorted by.
@@ -107,7 +108,7 @@ impl MetricSchema {
         let series = builder.add_u64_field(SERIES_FIELD, NumericOptions::default().set_fast());
         let fast_f64 = NumericOptions::default().set_fast();
         let value = builder.add_f64_field("value", fast_f64.clone());
-        let value_int = builder.add_i64_field("value_int", fast_i64.clone());
+        let value_int = builder.add_i64_field(INTEGER_VALUE_FIELD, fast_i64.clone());
         let count = builder.add_u64_field("count", NumericOptions::default().set_fast());
         let sum = builder.add_f64_field("sum", fast_f64.clone());
         let min = builder.add_f64_field("min", fast_f64.clone());
@@ -274,7 +275,7 @@ impl PointColumns {
             timestamp: fast.i64("timestamp")?,
             start_timestamp: fast.i64("start_timestamp")?,
             value: fast.f64("value")?,
-            value_int: fast.i64("value_int")?,
+            value_int: fast.i64(INTEGER_VALUE_FIELD)?,
             count: fast.u64("count")?,
             sum: fast.f64("sum")?,
             min: fast.f64("min")?,
