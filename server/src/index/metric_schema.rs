@@ -1008,6 +1008,7 @@ mod tests {
 
     use super::*;
     use crate::index::series::SeriesTable;
+    use crate::index::split::OpenSplit;
 
     fn attribute(key: &str, value: &str) -> KeyValue {
         KeyValue {
@@ -1294,20 +1295,49 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_sealed_split_holds_every_point_as_added_in_series_then_time_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let schema = MetricSchema::new();
-        let mut split = crate::index::split::OpenSplit::create(
-            dir.path(),
-            schema.schema(),
+    /// A metric split with one indexing thread and tantivy's smallest memory budget.
+    fn open_split(dir: &std::path::Path) -> OpenSplit<PointDocument> {
+        OpenSplit::create(
+            dir,
+            MetricSchema::new().schema(),
             MetricSchema::index_settings(),
             0,
             1,
             1,
             15_000_000,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Adds `request`'s points to `split` and commits; the documents added, as JSON.
+    fn add_and_commit(
+        split: &mut OpenSplit<PointDocument>,
+        request: &MetricsRequest,
+    ) -> Vec<String> {
+        let schema = MetricSchema::new();
+        let table = split.pending.series.clone();
+        let mut series = table.writer();
+        let mut documents = Vec::new();
+        schema
+            .documents_from_request(request, 0, &mut series, &mut documents, |facts| {
+                split.pending.observe_metric(facts)
+            })
+            .unwrap();
+        drop(series);
+        let added = documents
+            .iter()
+            .map(|document| tantivy::Document::to_json(document, &schema.schema()))
+            .collect();
+        split.add_documents(documents).unwrap();
+        split.commit().unwrap();
+        added
+    }
+
+    #[test]
+    fn a_sealed_split_holds_every_point_as_added_in_series_then_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = MetricSchema::new();
+        let mut split = open_split(dir.path());
         let at = |mut point: NumberDataPoint, seconds: u64| {
             point.time_unix_nano = seconds * 1_000_000_000;
             point
@@ -1358,19 +1388,7 @@ mod tests {
             |document: &PointDocument| tantivy::Document::to_json(document, &schema.schema());
         let mut added = Vec::new();
         for export in exports {
-            let table = split.pending.series.clone();
-            let mut series = table.writer();
-            let mut documents = Vec::new();
-            let request = request(export);
-            schema
-                .documents_from_request(&request, 0, &mut series, &mut documents, |facts| {
-                    split.pending.observe_metric(facts)
-                })
-                .unwrap();
-            drop(series);
-            added.extend(documents.iter().map(json));
-            split.add_documents(documents).unwrap();
-            split.commit().unwrap();
+            added.extend(add_and_commit(&mut split, &request(export)));
         }
         let dump = |searcher: &tantivy::Searcher| {
             let points = schema.stored_points(searcher).unwrap();
@@ -1408,16 +1426,7 @@ mod tests {
         const ROUNDS: u64 = 600;
         let dir = tempfile::tempdir().unwrap();
         let schema = MetricSchema::new();
-        let mut split = crate::index::split::OpenSplit::create(
-            dir.path(),
-            schema.schema(),
-            MetricSchema::index_settings(),
-            0,
-            1,
-            1,
-            15_000_000,
-        )
-        .unwrap();
+        let mut split = open_split(dir.path());
         for batch in 0..ROUNDS / 100 {
             // Later rounds first, so the seal has to reorder every series.
             let rounds = (batch * 100..(batch + 1) * 100).rev();
@@ -1439,17 +1448,7 @@ mod tests {
                     data_points: points,
                 }),
             )]);
-            let table = split.pending.series.clone();
-            let mut series = table.writer();
-            let mut documents = Vec::new();
-            schema
-                .documents_from_request(&request, 0, &mut series, &mut documents, |facts| {
-                    split.pending.observe_metric(facts)
-                })
-                .unwrap();
-            drop(series);
-            split.add_documents(documents).unwrap();
-            split.commit().unwrap();
+            add_and_commit(&mut split, &request);
         }
         let sealed = split.seal(1).unwrap();
         let searcher = sealed.reader.searcher();
