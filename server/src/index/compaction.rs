@@ -43,7 +43,7 @@ const REMOVING_PREFIX: &str = ".removing-";
 /// The sealed splits to compact next, oldest first: those whose points start in the
 /// earliest UTC day that is over by `grace` (for late points), has more than one split
 /// and had none sealed within `grace`; as many neighbours in time as fit
-/// [`MAX_COMPACTED_POINTS`]. Empty when there is nothing to do.
+/// `MAX_COMPACTED_POINTS`. Empty when there is nothing to do.
 pub fn next_group(
     sealed: &[Arc<SearchableSplit>],
     now_nanos: i64,

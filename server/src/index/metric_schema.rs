@@ -60,7 +60,7 @@ use tantivy::{DocId, IndexSettings, SegmentReader};
 
 use super::metric_wire::{
     self, Attribute, AttributeValue, DataKind, MetricHeader, NumberPoint, PointValues, Visitor,
-    WireError,
+    WireError, decode_other,
 };
 use super::point_document::PointDocument;
 use super::schema::{
@@ -139,7 +139,7 @@ impl MetricSchema {
         split_index_settings()
     }
 
-    /// Maps one OTLP request to documents, skipping the points [`check_request`] rejects,
+    /// Maps one OTLP request to documents, skipping the points its check rejects,
     /// and appends them to `documents`; `observe` is told about each metric's stored
     /// points, once per metric of a resource.
     ///
@@ -355,7 +355,7 @@ pub struct MetricFacts<'a> {
     pub max_timestamp_nanos: i64,
 }
 
-/// What [`check_request`] found in a request.
+/// What the check of a request's points found (see [`MetricsRequest::check`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RequestCheck {
     /// Data points that will be stored.
@@ -380,7 +380,7 @@ impl RequestCheck {
 }
 
 /// An `ExportMetricsServiceRequest` as bytes checked to read as prost would read them
-/// (see [`super::metric_wire`]), with what [`check_request`] found in its points.
+/// (see [`super::metric_wire`]), with what the check of its points found.
 #[derive(Debug, Clone)]
 pub struct MetricsRequest {
     bytes: Bytes,
@@ -749,7 +749,7 @@ fn attribute_json(attribute: &Attribute<'_>) -> Option<serde_json::Value> {
         AttributeValue::Str(text) => serde_json::Value::String(text.to_string()),
         AttributeValue::Int(value) => serde_json::Value::from(value),
         AttributeValue::Bool(value) => serde_json::Value::Bool(value),
-        AttributeValue::Other(_) => any_value_to_json(attribute.decode().value.as_ref()?),
+        AttributeValue::Other(bytes) => any_value_to_json(decode_other(bytes).value.as_ref()?),
     })
 }
 
@@ -808,8 +808,8 @@ fn hash_attribute(hash: &mut Fnv1a, attribute: &Attribute<'_>) {
         AttributeValue::Missing | AttributeValue::Empty => hash.write_str(""),
         AttributeValue::Int(value) => hash.write_str(&value.to_string()),
         AttributeValue::Bool(value) => hash.write_str(if value { "true" } else { "false" }),
-        AttributeValue::Other(_) => {
-            let decoded = attribute.decode();
+        AttributeValue::Other(bytes) => {
+            let decoded = decode_other(bytes);
             match decoded.value.as_ref().and_then(|v| v.value.as_ref()) {
                 Some(any_value::Value::StringValue(text)) => hash.write_str(text),
                 Some(_) => {

@@ -230,7 +230,7 @@ pub enum AttributeValue<'a> {
     Str(&'a str),
     Int(i64),
     Bool(bool),
-    /// Any other kind: the whole `KeyValue`'s bytes, for [`Attribute::decode`].
+    /// Any other kind: the whole `KeyValue`'s bytes, for [`decode_other`].
     Other(&'a [u8]),
 }
 
@@ -242,15 +242,12 @@ impl<'a> Attribute<'a> {
             _ => None,
         }
     }
+}
 
-    /// The attribute decoded by prost: how values other than the usual ones are read.
-    pub fn decode(&self) -> KeyValue {
-        match self.value {
-            // Checked by the walk that found it.
-            AttributeValue::Other(bytes) => KeyValue::decode(bytes).unwrap_or_default(),
-            _ => unreachable!("only `Other` attributes are decoded"),
-        }
-    }
+/// The `KeyValue` bytes of an [`AttributeValue::Other`], decoded by prost: how values
+/// other than the usual ones are read. The walk that found them checked them.
+pub fn decode_other(bytes: &[u8]) -> KeyValue {
+    KeyValue::decode(bytes).unwrap_or_default()
 }
 
 /// Reads one `KeyValue`.
@@ -906,7 +903,7 @@ mod tests {
             AttributeValue::Bool(value) => Some(AnyValue {
                 value: Some(any_value::Value::BoolValue(value)),
             }),
-            AttributeValue::Other(_) => attribute.decode().value,
+            AttributeValue::Other(bytes) => decode_other(bytes).value,
         };
         attribute_text(attribute.key, value.as_ref())
     }

@@ -339,7 +339,7 @@ impl<D: Document> OpenSplit<D> {
     /// changes.
     ///
     /// A metric split is first rewritten as one segment in series order (see
-    /// [`rewrite_in_series_order`]): one run per series through the whole split is what
+    /// `rewrite_in_series_order`): one run per series through the whole split is what
     /// lets its columns pack small. Log splits keep their segments.
     pub fn seal(self, sealed_at_nanos: i64) -> anyhow::Result<SealedSplit> {
         self.seal_with(sealed_at_nanos, false)
