@@ -56,15 +56,26 @@ enum Wire<'a> {
     Group,
 }
 
+/// How deep messages and groups may nest, as prost counts: a request's fields have the
+/// whole budget, each message or group inside one less, and a field skipped with none
+/// left is an error. It bounds the recursion of skipping nested groups.
+const RECURSION_LIMIT: u32 = 100;
+
 /// The fields of one message, in wire order.
 struct Fields<'a> {
     bytes: &'a [u8],
     message: &'static str,
+    /// What is left of [`RECURSION_LIMIT`] for this message's fields.
+    depth: u32,
 }
 
 impl<'a> Fields<'a> {
-    fn of(bytes: &'a [u8], message: &'static str) -> Fields<'a> {
-        Fields { bytes, message }
+    fn of(bytes: &'a [u8], message: &'static str, depth: u32) -> Fields<'a> {
+        Fields {
+            bytes,
+            message,
+            depth,
+        }
     }
 
     fn varint(&mut self) -> Result<u64, WireError> {
@@ -118,8 +129,11 @@ impl<'a> Fields<'a> {
     }
 
     /// Reads a field of `wire_type` whose key was read, skipping a group as prost's
-    /// `skip_field` does.
-    fn value(&mut self, tag: u32, wire_type: u8) -> Result<Wire<'a>, WireError> {
+    /// `skip_field` does, with `depth` left of the recursion budget.
+    fn value(&mut self, tag: u32, wire_type: u8, depth: u32) -> Result<Wire<'a>, WireError> {
+        if depth == 0 {
+            return Err(invalid(self.message, "recursion limit reached"));
+        }
         Ok(match wire_type {
             0 => Wire::Varint(self.varint()?),
             1 => Wire::Fixed64(u64::from_le_bytes(
@@ -138,7 +152,7 @@ impl<'a> Fields<'a> {
                         }
                         break;
                     }
-                    self.value(inner_tag, inner_type)?;
+                    self.value(inner_tag, inner_type, depth - 1)?;
                 }
                 Wire::Group
             }
@@ -155,7 +169,7 @@ impl<'a> Fields<'a> {
             return Ok(None);
         }
         let (tag, wire_type) = self.key()?;
-        Ok(Some((tag, self.value(tag, wire_type)?)))
+        Ok(Some((tag, self.value(tag, wire_type, self.depth)?)))
     }
 }
 
@@ -250,12 +264,12 @@ pub fn decode_other(bytes: &[u8]) -> KeyValue {
     KeyValue::decode(bytes).unwrap_or_default()
 }
 
-/// Reads one `KeyValue`.
-fn attribute(bytes: &[u8]) -> Result<Attribute<'_>, WireError> {
+/// Reads one `KeyValue` whose fields have `depth` of the recursion budget.
+fn attribute(bytes: &[u8], depth: u32) -> Result<Attribute<'_>, WireError> {
     const MESSAGE: &str = "KeyValue";
     let mut key = "";
     let mut value = None;
-    let mut fields = Fields::of(bytes, MESSAGE);
+    let mut fields = Fields::of(bytes, MESSAGE, depth);
     while let Some((tag, wire)) = fields.next_field()? {
         match tag {
             1 => key = string(MESSAGE, tag, wire)?,
@@ -263,7 +277,11 @@ fn attribute(bytes: &[u8]) -> Result<Attribute<'_>, WireError> {
                 if value.is_some() {
                     return Err(WireError::NotCanonical);
                 }
-                value = Some(any_value(bytes, self::bytes(MESSAGE, tag, wire)?)?);
+                value = Some(any_value(
+                    bytes,
+                    self::bytes(MESSAGE, tag, wire)?,
+                    depth - 1,
+                )?);
             }
             3 => {
                 varint(MESSAGE, tag, wire)?;
@@ -278,10 +296,14 @@ fn attribute(bytes: &[u8]) -> Result<Attribute<'_>, WireError> {
 }
 
 /// Reads the `AnyValue` `bytes` of the `KeyValue` `key_value`.
-fn any_value<'a>(key_value: &'a [u8], bytes: &'a [u8]) -> Result<AttributeValue<'a>, WireError> {
+fn any_value<'a>(
+    key_value: &'a [u8],
+    bytes: &'a [u8],
+    depth: u32,
+) -> Result<AttributeValue<'a>, WireError> {
     const MESSAGE: &str = "AnyValue";
     let mut value = AttributeValue::Empty;
-    let mut fields = Fields::of(bytes, MESSAGE);
+    let mut fields = Fields::of(bytes, MESSAGE, depth);
     while let Some((tag, wire)) = fields.next_field()? {
         if !(1..=8).contains(&tag) {
             continue;
@@ -318,17 +340,20 @@ fn any_value<'a>(key_value: &'a [u8], bytes: &'a [u8]) -> Result<AttributeValue<
     Ok(value)
 }
 
-/// Appends the attributes (field `tag`) of the message `bytes` to `into`.
+/// Appends the attributes (field `tag`) of a data point to `into`.
 fn attributes<'a>(
     message: &'static str,
     bytes: &'a [u8],
     tag: u32,
     into: &mut Vec<Attribute<'a>>,
 ) -> Result<(), WireError> {
-    let mut fields = Fields::of(bytes, message);
+    let mut fields = Fields::of(bytes, message, POINT_DEPTH);
     while let Some((field, wire)) = fields.next_field()? {
         if field == tag {
-            into.push(attribute(self::bytes(message, field, wire)?)?);
+            into.push(attribute(
+                self::bytes(message, field, wire)?,
+                POINT_DEPTH - 1,
+            )?);
         }
     }
     Ok(())
@@ -418,7 +443,7 @@ pub trait Visitor<'r> {
 pub fn walk<'r>(request: &'r [u8], visitor: &mut impl Visitor<'r>) -> Result<(), WireError> {
     const MESSAGE: &str = "ExportMetricsServiceRequest";
     let mut scratch = Scratch::default();
-    let mut fields = Fields::of(request, MESSAGE);
+    let mut fields = Fields::of(request, MESSAGE, RECURSION_LIMIT);
     while let Some((tag, wire)) = fields.next_field()? {
         if tag == 1 {
             resource_metrics(bytes(MESSAGE, tag, wire)?, visitor, &mut scratch)?;
@@ -440,9 +465,10 @@ struct Scratch<'r> {
 fn first_field_of_list<'a>(
     message: &'static str,
     bytes: &'a [u8],
+    depth: u32,
 ) -> Result<Option<&'a [u8]>, WireError> {
     let mut first = None;
-    let mut fields = Fields::of(bytes, message);
+    let mut fields = Fields::of(bytes, message, depth);
     while let Some((tag, wire)) = fields.next_field()? {
         match tag {
             1 => {
@@ -469,16 +495,17 @@ fn resource_metrics<'r>(
     scratch: &mut Scratch<'r>,
 ) -> Result<(), WireError> {
     const MESSAGE: &str = "ResourceMetrics";
-    let resource = first_field_of_list(MESSAGE, bytes)?;
+    const DEPTH: u32 = RECURSION_LIMIT - 1;
+    let resource = first_field_of_list(MESSAGE, bytes, DEPTH)?;
     scratch.resource.clear();
     if let Some(resource) = resource {
         const RESOURCE: &str = "Resource";
-        let mut fields = Fields::of(resource, RESOURCE);
+        let mut fields = Fields::of(resource, RESOURCE, DEPTH - 1);
         while let Some((tag, wire)) = fields.next_field()? {
             match tag {
                 1 => scratch
                     .resource
-                    .push(attribute(self::bytes(RESOURCE, tag, wire)?)?),
+                    .push(attribute(self::bytes(RESOURCE, tag, wire)?, DEPTH - 2)?),
                 2 => {
                     varint(RESOURCE, tag, wire)?;
                 }
@@ -488,7 +515,7 @@ fn resource_metrics<'r>(
         }
     }
     visitor.resource(&scratch.resource);
-    let mut fields = Fields::of(bytes, MESSAGE);
+    let mut fields = Fields::of(bytes, MESSAGE, DEPTH);
     while let Some((tag, wire)) = fields.next_field()? {
         if tag == 2 {
             scope_metrics(self::bytes(MESSAGE, tag, wire)?, visitor, scratch)?;
@@ -503,11 +530,12 @@ fn scope_metrics<'r>(
     scratch: &mut Scratch<'r>,
 ) -> Result<(), WireError> {
     const MESSAGE: &str = "ScopeMetrics";
-    let scope = first_field_of_list(MESSAGE, bytes)?;
+    const DEPTH: u32 = RECURSION_LIMIT - 2;
+    let scope = first_field_of_list(MESSAGE, bytes, DEPTH)?;
     let mut scope_name = "";
     if let Some(scope) = scope {
         const SCOPE: &str = "InstrumentationScope";
-        let mut fields = Fields::of(scope, SCOPE);
+        let mut fields = Fields::of(scope, SCOPE, DEPTH - 1);
         while let Some((tag, wire)) = fields.next_field()? {
             match tag {
                 1 => scope_name = string(SCOPE, tag, wire)?,
@@ -515,7 +543,7 @@ fn scope_metrics<'r>(
                     string(SCOPE, tag, wire)?;
                 }
                 3 => {
-                    attribute(self::bytes(SCOPE, tag, wire)?)?;
+                    attribute(self::bytes(SCOPE, tag, wire)?, DEPTH - 2)?;
                 }
                 4 => {
                     varint(SCOPE, tag, wire)?;
@@ -524,7 +552,7 @@ fn scope_metrics<'r>(
             }
         }
     }
-    let mut fields = Fields::of(bytes, MESSAGE);
+    let mut fields = Fields::of(bytes, MESSAGE, DEPTH);
     while let Some((tag, wire)) = fields.next_field()? {
         if tag == 2 {
             metric(
@@ -537,6 +565,11 @@ fn scope_metrics<'r>(
     }
     Ok(())
 }
+
+/// The recursion budget of a `Metric`'s fields (request, `ResourceMetrics`,
+/// `ScopeMetrics`, `Metric`), and of a data point's (`Gauge` or another kind between).
+const METRIC_DEPTH: u32 = RECURSION_LIMIT - 3;
+const POINT_DEPTH: u32 = METRIC_DEPTH - 2;
 
 fn metric<'r>(
     scope: &'r str,
@@ -553,7 +586,7 @@ fn metric<'r>(
         monotonic: false,
     };
     let mut data: &[u8] = &[];
-    let mut fields = Fields::of(bytes, MESSAGE);
+    let mut fields = Fields::of(bytes, MESSAGE, METRIC_DEPTH);
     while let Some((tag, wire)) = fields.next_field()? {
         let kind = match tag {
             1 => {
@@ -569,7 +602,7 @@ fn metric<'r>(
                 continue;
             }
             12 => {
-                attribute(self::bytes(MESSAGE, tag, wire)?)?;
+                attribute(self::bytes(MESSAGE, tag, wire)?, METRIC_DEPTH - 1)?;
                 continue;
             }
             5 => DataKind::Gauge,
@@ -596,7 +629,7 @@ fn metric<'r>(
         DataKind::ExponentialHistogram => "ExponentialHistogram",
         DataKind::Summary => "Summary",
     };
-    let mut fields = Fields::of(data, message);
+    let mut fields = Fields::of(data, message, METRIC_DEPTH - 1);
     while let Some((tag, wire)) = fields.next_field()? {
         match (kind, tag) {
             (_, 1) => {
@@ -610,7 +643,7 @@ fn metric<'r>(
         }
     }
     visitor.metric(scope, header);
-    let mut fields = Fields::of(data, message);
+    let mut fields = Fields::of(data, message, METRIC_DEPTH - 1);
     while let Some((tag, wire)) = fields.next_field()? {
         if tag != 1 {
             continue;
@@ -661,10 +694,13 @@ fn number_point<'a>(
 ) -> Result<NumberPoint, WireError> {
     const MESSAGE: &str = "NumberDataPoint";
     let mut point = NumberPoint::default();
-    let mut fields = Fields::of(bytes, MESSAGE);
+    let mut fields = Fields::of(bytes, MESSAGE, POINT_DEPTH);
     while let Some((tag, wire)) = fields.next_field()? {
         match tag {
-            7 => attributes.push(attribute(self::bytes(MESSAGE, tag, wire)?)?),
+            7 => attributes.push(attribute(
+                self::bytes(MESSAGE, tag, wire)?,
+                POINT_DEPTH - 1,
+            )?),
             2 => point.start_time_unix_nano = fixed64(MESSAGE, tag, wire)?,
             3 => point.time_unix_nano = fixed64(MESSAGE, tag, wire)?,
             4 => {
@@ -1087,6 +1123,54 @@ mod tests {
             refused > 300 && accepted > 300,
             "{refused} refused, {accepted} accepted"
         );
+    }
+
+    #[test]
+    fn nested_groups_are_refused_past_prosts_recursion_limit_and_never_overflow_the_stack() {
+        // An unknown field 15 as `levels` groups inside one another.
+        let groups = |levels: usize| {
+            let mut bytes = vec![(15 << 3) | 3; levels];
+            bytes.extend(std::iter::repeat_n((15 << 3) | 4, levels));
+            bytes
+        };
+        let within = |field: u32, inner: &[u8]| {
+            let mut bytes = Vec::new();
+            prost::encoding::bytes::encode(field, &inner.to_vec(), &mut bytes);
+            bytes
+        };
+        let mut random = Random(7);
+        let request = request(&mut random).encode_to_vec();
+        for levels in [1, 50, 93, 94, 95, 96, 97, 98, 99, 100, 101, 200] {
+            let nested = groups(levels);
+            let point = [nested.clone(), within(3, &[0; 8])].concat();
+            let placements = [
+                // In the request, in a resource's metrics, in a number point.
+                [request.clone(), nested.clone()].concat(),
+                within(1, &nested),
+                within(
+                    1,
+                    &within(
+                        2,
+                        &within(
+                            2,
+                            &[within(1, b"m"), within(5, &within(1, &point))].concat(),
+                        ),
+                    ),
+                ),
+            ];
+            for bytes in placements {
+                let by_prost = ExportMetricsServiceRequest::decode(bytes.as_slice());
+                let by_walk = walk_trace(&bytes);
+                assert_eq!(
+                    by_prost.is_ok(),
+                    by_walk.is_some(),
+                    "{levels} levels: prost {:?}",
+                    by_prost.map(drop)
+                );
+            }
+        }
+        let deep = groups(1_000_000);
+        assert!(walk_trace(&deep).is_none());
     }
 
     #[test]
