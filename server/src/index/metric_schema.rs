@@ -59,8 +59,8 @@ use tantivy::schema::{BytesOptions, Field, NumericOptions, Schema};
 use tantivy::{DocId, IndexSettings, SegmentReader};
 
 use super::metric_wire::{
-    self, Attribute, AttributeValue, DataKind, MetricHeader, NumberPoint, PointValues, Visitor,
-    WireError, decode_other,
+    self, Attribute, AttributeValue, MetricHeader, NumberPoint, PointValues, Visitor, WireError,
+    decode_other,
 };
 use super::point_document::PointDocument;
 use super::schema::{
@@ -555,13 +555,7 @@ impl<'r, F: FnMut(Point<'r, '_>)> Visitor<'r> for Points<'r, F> {
             });
             return;
         }
-        self.kind = match header.kind.expect("checked above") {
-            DataKind::Gauge => MetricKind::Gauge,
-            DataKind::Sum => MetricKind::Sum,
-            DataKind::Histogram => MetricKind::Histogram,
-            DataKind::ExponentialHistogram => MetricKind::ExponentialHistogram,
-            DataKind::Summary => MetricKind::Summary,
-        };
+        self.kind = header.kind.expect("checked above");
         self.prefix = series_prefix(header.name, self.kind, &self.identity);
         self.metric = Some(header);
     }

@@ -26,6 +26,8 @@ use epitaph_proto::metrics::v1::{
 };
 use prost::Message;
 
+use super::metric_schema::MetricKind;
+
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
     #[error("{message}: {problem}")]
@@ -359,23 +361,13 @@ fn attributes<'a>(
     Ok(())
 }
 
-/// The kind of a metric's data, with what the kind's message says of all its points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataKind {
-    Gauge,
-    Sum,
-    Histogram,
-    ExponentialHistogram,
-    Summary,
-}
-
 /// What a metric says of all its points.
 #[derive(Debug, Clone, Copy)]
 pub struct MetricHeader<'a> {
     pub name: &'a str,
     pub unit: &'a str,
     /// `None` when the metric has no data.
-    pub kind: Option<DataKind>,
+    pub kind: Option<MetricKind>,
     /// `AggregationTemporality` of sums and histograms; 0 otherwise.
     pub temporality: i32,
     pub monotonic: bool,
@@ -605,11 +597,11 @@ fn metric<'r>(
                 attribute(self::bytes(MESSAGE, tag, wire)?, METRIC_DEPTH - 1)?;
                 continue;
             }
-            5 => DataKind::Gauge,
-            7 => DataKind::Sum,
-            9 => DataKind::Histogram,
-            10 => DataKind::ExponentialHistogram,
-            11 => DataKind::Summary,
+            5 => MetricKind::Gauge,
+            7 => MetricKind::Sum,
+            9 => MetricKind::Histogram,
+            10 => MetricKind::ExponentialHistogram,
+            11 => MetricKind::Summary,
             _ => continue,
         };
         if header.kind.is_some() {
@@ -623,11 +615,11 @@ fn metric<'r>(
         return Ok(());
     };
     let message = match kind {
-        DataKind::Gauge => "Gauge",
-        DataKind::Sum => "Sum",
-        DataKind::Histogram => "Histogram",
-        DataKind::ExponentialHistogram => "ExponentialHistogram",
-        DataKind::Summary => "Summary",
+        MetricKind::Gauge => "Gauge",
+        MetricKind::Sum => "Sum",
+        MetricKind::Histogram => "Histogram",
+        MetricKind::ExponentialHistogram => "ExponentialHistogram",
+        MetricKind::Summary => "Summary",
     };
     let mut fields = Fields::of(data, message, METRIC_DEPTH - 1);
     while let Some((tag, wire)) = fields.next_field()? {
@@ -635,10 +627,10 @@ fn metric<'r>(
             (_, 1) => {
                 self::bytes(message, tag, wire)?;
             }
-            (DataKind::Sum | DataKind::Histogram | DataKind::ExponentialHistogram, 2) => {
+            (MetricKind::Sum | MetricKind::Histogram | MetricKind::ExponentialHistogram, 2) => {
                 header.temporality = varint(message, tag, wire)? as i32;
             }
-            (DataKind::Sum, 3) => header.monotonic = varint(message, tag, wire)? != 0,
+            (MetricKind::Sum, 3) => header.monotonic = varint(message, tag, wire)? != 0,
             _ => {}
         }
     }
@@ -651,16 +643,16 @@ fn metric<'r>(
         let point = self::bytes(message, tag, wire)?;
         scratch.point.clear();
         match kind {
-            DataKind::Gauge | DataKind::Sum => {
+            MetricKind::Gauge | MetricKind::Sum => {
                 let values = number_point(point, &mut scratch.point)?;
                 visitor.point(&scratch.point, PointValues::Number(values));
             }
-            DataKind::Histogram => {
+            MetricKind::Histogram => {
                 let values = decode_point::<HistogramDataPoint>("HistogramDataPoint", point)?;
                 attributes("HistogramDataPoint", point, 9, &mut scratch.point)?;
                 visitor.point(&scratch.point, PointValues::Histogram(&values));
             }
-            DataKind::ExponentialHistogram => {
+            MetricKind::ExponentialHistogram => {
                 let values = decode_point::<ExponentialHistogramDataPoint>(
                     "ExponentialHistogramDataPoint",
                     point,
@@ -673,7 +665,7 @@ fn metric<'r>(
                 )?;
                 visitor.point(&scratch.point, PointValues::ExponentialHistogram(&values));
             }
-            DataKind::Summary => {
+            MetricKind::Summary => {
                 let values = decode_point::<SummaryDataPoint>("SummaryDataPoint", point)?;
                 attributes("SummaryDataPoint", point, 7, &mut scratch.point)?;
                 visitor.point(&scratch.point, PointValues::Summary(&values));
@@ -994,21 +986,23 @@ mod tests {
                 for metric in &scope_metrics.metrics {
                     let (kind, temporality, monotonic) = match &metric.data {
                         None => (None, 0, false),
-                        Some(metric::Data::Gauge(_)) => (Some(DataKind::Gauge), 0, false),
+                        Some(metric::Data::Gauge(_)) => (Some(MetricKind::Gauge), 0, false),
                         Some(metric::Data::Sum(sum)) => (
-                            Some(DataKind::Sum),
+                            Some(MetricKind::Sum),
                             sum.aggregation_temporality,
                             sum.is_monotonic,
                         ),
-                        Some(metric::Data::Histogram(h)) => {
-                            (Some(DataKind::Histogram), h.aggregation_temporality, false)
-                        }
-                        Some(metric::Data::ExponentialHistogram(h)) => (
-                            Some(DataKind::ExponentialHistogram),
+                        Some(metric::Data::Histogram(h)) => (
+                            Some(MetricKind::Histogram),
                             h.aggregation_temporality,
                             false,
                         ),
-                        Some(metric::Data::Summary(_)) => (Some(DataKind::Summary), 0, false),
+                        Some(metric::Data::ExponentialHistogram(h)) => (
+                            Some(MetricKind::ExponentialHistogram),
+                            h.aggregation_temporality,
+                            false,
+                        ),
+                        Some(metric::Data::Summary(_)) => (Some(MetricKind::Summary), 0, false),
                     };
                     trace.push(format!(
                         "metric {scope} {} {} {kind:?} {temporality} {monotonic}",

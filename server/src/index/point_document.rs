@@ -71,6 +71,7 @@ impl PointDocument {
     }
 
     /// The first `u64` value of `field`.
+    #[cfg(test)]
     pub fn u64_value(&self, field: Field) -> Option<u64> {
         self.numbers[..self.len]
             .iter()
